@@ -1,0 +1,57 @@
+# QuackNet local stack. `make run` starts everything, `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STATE ?= $(or $(QUACKNET_HOME),.quacknet)
+COMPOSE_VERSION ?= v2.40.3
+COMPOSE_PLUGIN := $(STATE)/docker/cli-plugins/docker-compose
+
+.PHONY: help run test stop status install kafka-tool bench compose-plugin compose-config lock clean compose-env
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+run: install  ## install what is missing, start the local stack, print what runs where
+	$(PY) -m quacknet run
+
+test: install $(COMPOSE_PLUGIN)  ## run every test (starts the services it needs, stops what it started)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+stop:  ## stop the local stack
+	$(PY) -m quacknet stop
+
+status:  ## pid, ports and health of each service
+	$(PY) -m quacknet status
+
+install: $(VENV)/.installed  ## the venv with pinned dependencies, and the Kafka jars from Maven Central
+	$(PY) -m quacknet install
+
+$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt -c constraints.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+kafka-tool: install  ## run a Kafka CLI tool: make kafka-tool ARGS="kafka-consumer-groups --bootstrap-server 127.0.0.1:9092 --list"
+	$(PY) -m quacknet kafka-tool $(ARGS)
+
+bench: install  ## benchmark scripts (print figures as ratios against a baseline of the same run)
+	$(PY) bench/gateway_insert.py
+
+compose-plugin: $(COMPOSE_PLUGIN)  ## the docker compose v2 CLI plugin, built from the Go module proxy
+
+$(COMPOSE_PLUGIN):
+	scripts/install-compose-plugin.sh $(COMPOSE_VERSION) $@
+
+compose-config: $(COMPOSE_PLUGIN)  ## validate docker-compose.yaml with the real compose CLI
+	DOCKER_CONFIG=$(STATE)/docker docker compose -f docker-compose.yaml --env-file .env.example config -q
+
+compose-env: install  ## write .env with generated secrets for docker compose (once)
+	$(PY) -m quacknet compose-env
+
+lock: $(VENV)/.installed  ## re-pin constraints.txt from the venv
+	( head -2 constraints.txt; $(PY) -m pip freeze --exclude-editable ) > constraints.txt.new && mv constraints.txt.new constraints.txt
+
+clean: stop  ## stop the stack and delete its state (data, logs, jars)
+	rm -rf $(STATE)

@@ -1,0 +1,1 @@
+"""QuackNet: crowdsourced network intelligence — ingest API, Kafka, ClickHouse loader, Airflow operations."""

@@ -1,0 +1,5 @@
+import sys
+
+from quacknet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,129 @@
+"""The ``quacknet`` command behind the Makefile: run, stop, status, install, kafka-tool."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import time
+
+from quacknet.devstack import kafka
+from quacknet.devstack.services import by_name
+from quacknet.devstack.supervisor import ServiceError, Supervisor
+from quacknet.logs import configure_logging
+from quacknet.settings import PROJECT_ROOT, Settings
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def _status_rows(sup: Supervisor, services) -> tuple[list[list[str]], bool]:
+    rows, ok = [["SERVICE", "PID", "PORTS", "STATE", "WHERE"]], True
+    for svc in services:
+        st = sup.status(svc)
+        state = "healthy" if st.healthy else ("unhealthy" if st.running else "stopped")
+        ok &= st.healthy
+        rows.append([st.name, str(st.pid or "-"), ",".join(map(str, st.ports)), state, st.where])
+    return rows, ok
+
+
+def cmd_run(settings: Settings, args) -> int:
+    sup = Supervisor(settings)
+    services = by_name(args.services)
+    for svc in services:
+        t0 = time.monotonic()
+        try:
+            _, started = sup.start(svc)
+        except ServiceError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        print(f"{svc.name}: {'started' if started else 'already running'} ({time.monotonic() - t0:.1f}s)")
+    rows, _ = _status_rows(sup, services)
+    print(_table(rows))
+    print(f"logs: {settings.log_dir}/<service>.log   state: {settings.home}")
+    if settings.credentials_file.exists():
+        print(f"credentials ({settings.credentials_file}):")
+        print(settings.credentials_file.read_text().rstrip())
+    return 0
+
+
+def cmd_stop(settings: Settings, args) -> int:
+    sup = Supervisor(settings)
+    for svc in reversed(by_name(args.services)):
+        print(f"{svc.name}: {'stopped' if sup.stop(svc) else 'not running'}")
+    return 0
+
+
+def cmd_status(settings: Settings, args) -> int:
+    rows, ok = _status_rows(Supervisor(settings), by_name(args.services))
+    print(_table(rows))
+    return 0 if ok else 3
+
+
+def cmd_install(settings: Settings, args) -> int:
+    t0 = time.monotonic()
+    try:
+        path = kafka.install_jars(settings)
+    except kafka.KafkaInstallError as err:
+        print(f"blocked: {err}", file=sys.stderr)
+        return 2
+    print(f"kafka {settings.kafka_version} jars: {path} ({time.monotonic() - t0:.1f}s)")
+    return 0
+
+
+def cmd_kafka_tool(settings: Settings, args) -> int:
+    kafka.install_jars(settings)
+    tool_args = args.args
+    if tool_args and tool_args[0] == "--":
+        tool_args = tool_args[1:]
+    cmd = kafka.tool_command(settings, args.tool, tool_args)
+    os.execvp(cmd[0], cmd)
+    return 0  # not reached
+
+
+def cmd_compose_env(settings: Settings, args) -> int:
+    """Write .env for docker compose with generated secrets, once (an existing file is kept)."""
+    path = PROJECT_ROOT / ".env"
+    if path.exists():
+        print(f"{path} exists; left as it is")
+        return 0
+    values = {
+        "QUACKNET_CLICKHOUSE_PASSWORD": secrets.token_urlsafe(24),
+        "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
+        "AIRFLOW_JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW_ADMIN_USER": "admin",
+    }
+    path.touch(mode=0o600)
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    print(f"wrote {path} (mode 600)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="quacknet", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, fn, help_ in [
+        ("run", cmd_run, "install what is missing and start the local stack"),
+        ("stop", cmd_stop, "stop the local stack (SIGTERM, then wait)"),
+        ("status", cmd_status, "pid, ports and health of each service"),
+    ]:
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("services", nargs="*", help="service names (default: all)")
+        p.set_defaults(fn=fn)
+    sub.add_parser("install", help="resolve the Kafka jars from Maven Central").set_defaults(fn=cmd_install)
+    sub.add_parser("compose-env", help="write .env with generated secrets for docker compose").set_defaults(fn=cmd_compose_env)
+    p = sub.add_parser("kafka-tool", help="run one of Kafka's command-line tools, e.g. kafka-consumer-groups --list")
+    p.add_argument("tool", choices=sorted(kafka.TOOLS))
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(fn=cmd_kafka_tool)
+    args = parser.parse_args(argv)
+    settings = Settings()
+    configure_logging(settings)
+    return args.fn(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

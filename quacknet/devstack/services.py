@@ -1,0 +1,57 @@
+"""The services of the local stack, in start order. Adding one is one more ``Service`` here."""
+
+from __future__ import annotations
+
+import sys
+import urllib.request
+
+from quacknet.devstack import kafka
+from quacknet.devstack.supervisor import Service
+from quacknet.settings import Settings
+
+
+def _gateway_command(s: Settings) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
+        "--threads", str(s.gateway_threads), "--bind", f"{s.clickhouse_host}:{s.clickhouse_port}",
+        "--timeout", "300", "--graceful-timeout", "30", "--keep-alive", "60",
+        "--error-logfile", "-", "--log-level", "warning",
+        "quacknet.devstack.chgateway.app:create_app()",
+    ]
+
+
+def _gateway_healthy(s: Settings) -> bool:
+    with urllib.request.urlopen(f"{s.clickhouse_url.rstrip('/')}/ping", timeout=2) as resp:
+        return resp.status == 200 and resp.read() == b"Ok.\n"
+
+
+KAFKA = Service(
+    name="kafka",
+    command=kafka.command,
+    healthy=kafka.healthy,
+    ports=lambda s: [s.kafka_port, s.kafka_controller_port],
+    describe=lambda s: f"Apache Kafka {s.kafka_version} (KRaft) bootstrap {s.kafka_bootstrap_servers}",
+    prepare=kafka.prepare,
+)
+
+CLICKHOUSE = Service(
+    name="clickhouse",
+    command=_gateway_command,
+    healthy=_gateway_healthy,
+    ports=lambda s: [s.clickhouse_port],
+    describe=lambda s: f"ClickHouse engine (chDB gateway) {s.clickhouse_url}",
+    env=lambda s: {"TZ": "UTC"},
+    stop_timeout_s=45.0,
+)
+
+SERVICES: list[Service] = [KAFKA, CLICKHOUSE]
+
+
+def by_name(names: list[str] | None) -> list[Service]:
+    if not names:
+        return list(SERVICES)
+    known = {svc.name: svc for svc in SERVICES}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown service(s): {', '.join(unknown)}; known: {', '.join(known)}")
+    return [svc for svc in SERVICES if svc.name in names]

@@ -1,0 +1,103 @@
+"""The one place QuackNet reads configuration from.
+
+Every process (CLI, gateway, API, loader, Airflow tasks) builds one ``Settings``
+at its entry point and passes it down; nothing deep inside reads ``os.environ``.
+Values come from ``QUACKNET_*`` environment variables. Booleans are parsed
+explicitly (true/false, 1/0, yes/no, on/off); anything else is an error rather
+than a silent ``bool("false") == True``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QUACKNET_", extra="ignore", frozen=True)
+
+    home: Path = Field(PROJECT_ROOT / ".quacknet", description="State dir of the local stack (pids, logs, data, jars).")
+    log_level: str = "INFO"
+    log_json: bool | None = Field(None, description="JSON log lines; default: JSON unless stderr is a terminal.")
+
+    # Kafka (clients)
+    kafka_bootstrap_servers: str = Field("", description="Clients' bootstrap list; default: kafka_host:kafka_port.")
+    # Kafka (local broker of the dev stack)
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_version: str = "4.4.0"
+    kafka_heap: str = "512m"
+    kafka_log_retention_hours: int = 168
+    kafka_log_retention_bytes: int = Field(512 * 1024 * 1024, description="Per partition: the disk bound.")
+    kafka_log_segment_bytes: int = 64 * 1024 * 1024
+    java: str = Field("java", description="The java binary that runs the broker and the Kafka tools.")
+    maven: str = Field("mvn", description="The Maven binary that resolves the Kafka jars.")
+
+    # ClickHouse (clients; in production a clickhouse-server, locally the chDB gateway)
+    clickhouse_url: str = "http://127.0.0.1:8123"
+    clickhouse_user: str = "default"
+    clickhouse_password: SecretStr = SecretStr("")
+    clickhouse_database: str = "quacknet"
+    # Local ClickHouse gateway (dev stack only)
+    gateway_threads: int = 16
+    gateway_session_timeout_s: float = 60.0
+    gateway_max_sessions: int = 1024
+
+    service_start_timeout_s: float = 120.0
+
+    @model_validator(mode="after")
+    def _derive(self) -> "Settings":
+        if not self.kafka_bootstrap_servers:
+            object.__setattr__(self, "kafka_bootstrap_servers", f"{self.kafka_host}:{self.kafka_port}")
+        parts = urlsplit(self.clickhouse_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"QUACKNET_CLICKHOUSE_URL must be http(s)://host:port, got {self.clickhouse_url!r}")
+        return self
+
+    # Derived locations: one layout for every service.
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def lib_dir(self) -> Path:
+        return self.home / "lib"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.home / "credentials.env"
+
+    def data_dir(self, service: str) -> Path:
+        return self.home / "data" / service
+
+    @property
+    def clickhouse_host(self) -> str:
+        return urlsplit(self.clickhouse_url).hostname or "127.0.0.1"
+
+    @property
+    def clickhouse_port(self) -> int:
+        parts = urlsplit(self.clickhouse_url)
+        return parts.port or (8443 if parts.scheme == "https" else 8123)
+
+    def to_env(self) -> dict[str, str]:
+        """QUACKNET_* variables that rebuild exactly these settings in a child process."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            env[f"QUACKNET_{name.upper()}"] = str(value)
+        return env
