@@ -138,10 +138,13 @@ class Supervisor:
             return False
         sig = signal.SIGKILL if kill else signal.SIGTERM
         try:
+            group = [proc, *proc.children(recursive=True)]  # before the signal: dead parents lose their children
+        except psutil.NoSuchProcess:
+            group = [proc]
+        try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             pass
-        group = [proc, *proc.children(recursive=True)] if proc.is_running() else []
         _, alive = psutil.wait_procs(group, timeout=service.stop_timeout_s)
         if alive:
             log.warning("service.kill", service=service.name, pid=proc.pid)
