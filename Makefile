@@ -38,6 +38,8 @@ kafka-tool: install  ## run a Kafka CLI tool: make kafka-tool ARGS="kafka-consum
 
 bench: install  ## benchmark scripts (print figures as ratios against a baseline of the same run)
 	$(PY) bench/gateway_insert.py
+	$(PY) -m quacknet run
+	$(PY) bench/api_ingest.py
 
 compose-plugin: $(COMPOSE_PLUGIN)  ## the docker compose v2 CLI plugin, built from the Go module proxy
 

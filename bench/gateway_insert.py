@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import socket
 import statistics
 import tempfile
 import time
@@ -68,14 +67,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from quacknet.devstack.services import CLICKHOUSE
-    from quacknet.devstack.supervisor import Supervisor
+    from quacknet.devstack.supervisor import Supervisor, free_port
     from quacknet.settings import Settings
 
-    with tempfile.TemporaryDirectory(prefix="qn-bench-") as tmp, socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        settings = Settings(home=Path(tmp) / "gw", clickhouse_url=f"http://127.0.0.1:{port}", log_json=True)
+    with tempfile.TemporaryDirectory(prefix="qn-bench-") as tmp:
+        settings = Settings(home=Path(tmp) / "gw", clickhouse_url=f"http://127.0.0.1:{free_port()}", log_json=True)
         sup = Supervisor(settings)
         sup.start(CLICKHOUSE)
         try:

@@ -8,6 +8,8 @@ import secrets
 import sys
 import time
 
+from quacknet import apikeys, topics
+from quacknet import kafka as kafka_clients
 from quacknet.devstack import kafka
 from quacknet.devstack.services import by_name
 from quacknet.devstack.supervisor import ServiceError, Supervisor
@@ -41,6 +43,9 @@ def cmd_run(settings: Settings, args) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 1
         print(f"{svc.name}: {'started' if started else 'already running'} ({time.monotonic() - t0:.1f}s)")
+        if svc.name == "kafka":
+            for change in topics.reconcile(kafka_clients.admin(settings), topics.specs(settings)):
+                print(f"  topic {change.topic}: {change.action} {change.detail}")
     rows, _ = _status_rows(sup, services)
     print(_table(rows))
     print(f"logs: {settings.log_dir}/<service>.log   state: {settings.home}")
@@ -84,6 +89,14 @@ def cmd_kafka_tool(settings: Settings, args) -> int:
     return 0  # not reached
 
 
+def cmd_api_key(settings: Settings, args) -> int:
+    """Create (or replace) a named API key; its plaintext is printed once, only its hash is kept."""
+    key = apikeys.add_key(settings.api_keys_path, args.name, set(args.scope), args.rate)
+    print(f"api key {args.name!r} (scopes {', '.join(sorted(args.scope))}, {args.rate} requests/s): {key}")
+    print(f"hash stored in {settings.api_keys_path}; restart the API to load it")
+    return 0
+
+
 def cmd_compose_env(settings: Settings, args) -> int:
     """Write .env for docker compose with generated secrets, once (an existing file is kept)."""
     path = PROJECT_ROOT / ".env"
@@ -114,12 +127,19 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("services", nargs="*", help="service names (default: all)")
         p.set_defaults(fn=fn)
     sub.add_parser("install", help="resolve the Kafka jars from Maven Central").set_defaults(fn=cmd_install)
+    p = sub.add_parser("api-key", help="create an API key for the ingest API")
+    p.add_argument("name")
+    p.add_argument("--scope", action="append", default=None, help="repeatable; default scans:write")
+    p.add_argument("--rate", type=int, default=5000, help="requests per second")
+    p.set_defaults(fn=cmd_api_key)
     sub.add_parser("compose-env", help="write .env with generated secrets for docker compose").set_defaults(fn=cmd_compose_env)
     p = sub.add_parser("kafka-tool", help="run one of Kafka's command-line tools, e.g. kafka-consumer-groups --list")
     p.add_argument("tool", choices=sorted(kafka.TOOLS))
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(fn=cmd_kafka_tool)
     args = parser.parse_args(argv)
+    if getattr(args, "scope", "") is None:
+        args.scope = [apikeys.SCOPE_WRITE_SCANS]
     settings = Settings()
     configure_logging(settings)
     return args.fn(settings, args)

@@ -7,6 +7,7 @@ partition whichever client wrote them.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
@@ -15,8 +16,12 @@ from confluent_kafka.admin import AdminClient
 from quacknet.settings import Settings
 
 
+_rdkafka_log = logging.getLogger("librdkafka")
+
+
 def _base(settings: Settings) -> dict[str, Any]:
-    return {"bootstrap.servers": settings.kafka_bootstrap_servers}
+    # librdkafka's own log lines go through Python logging (structured), not raw stderr.
+    return {"bootstrap.servers": settings.kafka_bootstrap_servers, "logger": _rdkafka_log}
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QUACKNET_", extra="ignore", frozen=True)
 
     home: Path = Field(PROJECT_ROOT / ".quacknet", description="State dir of the local stack (pids, logs, data, jars).")
+    lib: Path | None = Field(None, description="Where downloaded jars live; default: $HOME/lib (shareable between state dirs).")
     log_level: str = "INFO"
     log_json: bool | None = Field(None, description="JSON log lines; default: JSON unless stderr is a terminal.")
 
@@ -49,6 +50,25 @@ class Settings(BaseSettings):
     gateway_session_timeout_s: float = 60.0
     gateway_max_sessions: int = 1024
 
+    # Topics
+    scans_topic: str = "netintel.scan.events"
+    dlq_topic: str = "netintel.scan.events.dlq"
+
+    # Ingest API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_workers: int = 2
+    api_threads: int = 8
+    api_max_batch: int = 1000
+    api_max_body_bytes: int = 4 * 1024 * 1024
+    api_keys_file: Path | None = Field(None, description="Hashed API keys (JSON); default: $HOME/api_keys.json.")
+    api_delivery_timeout_ms: int = Field(10_000, description="After this a message the broker did not take is spooled.")
+    api_queue_max_messages: int = 200_000
+    api_linger_ms: int = 5
+    api_spool_resend_interval_s: float = 1.0
+    api_wait_timeout_s: float = 15.0
+    spool_max_messages: int = 2_000_000
+
     service_start_timeout_s: float = 120.0
 
     @model_validator(mode="after")
@@ -71,11 +91,19 @@ class Settings(BaseSettings):
 
     @property
     def lib_dir(self) -> Path:
-        return self.home / "lib"
+        return self.lib or self.home / "lib"
 
     @property
     def credentials_file(self) -> Path:
         return self.home / "credentials.env"
+
+    @property
+    def api_keys_path(self) -> Path:
+        return self.api_keys_file or self.home / "api_keys.json"
+
+    @property
+    def spool_path(self) -> Path:
+        return self.data_dir("api") / "spool.sqlite3"
 
     def data_dir(self, service: str) -> Path:
         return self.home / "data" / service

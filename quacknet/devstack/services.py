@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import urllib.request
 
-from quacknet.devstack import kafka
+from quacknet.devstack import credentials, kafka
 from quacknet.devstack.supervisor import Service
-from quacknet.settings import Settings
+from quacknet.settings import PROJECT_ROOT, Settings
 
 
 def _gateway_command(s: Settings) -> list[str]:
@@ -23,6 +24,27 @@ def _gateway_command(s: Settings) -> list[str]:
 def _gateway_healthy(s: Settings) -> bool:
     with urllib.request.urlopen(f"{s.clickhouse_url.rstrip('/')}/ping", timeout=2) as resp:
         return resp.status == 200 and resp.read() == b"Ok.\n"
+
+
+def _api_command(s: Settings) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "api" / "gunicorn_conf.py"),
+        "--workers", str(s.api_workers), "--worker-class", "gthread", "--threads", str(s.api_threads),
+        "--bind", f"{s.api_host}:{s.api_port}", "--graceful-timeout", "30", "--keep-alive", "30",
+        "--error-logfile", "-", "--log-level", "warning", "--chdir", str(PROJECT_ROOT), "api.wsgi:app",
+    ]
+
+
+def _api_prepare(s: Settings) -> None:
+    credentials.ensure_api_key(s)
+    metrics_dir = s.data_dir("api") / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)  # multiprocess metric files of a previous run
+    metrics_dir.mkdir(parents=True)
+
+
+def _api_healthy(s: Settings) -> bool:
+    with urllib.request.urlopen(f"http://{s.api_host}:{s.api_port}/healthz", timeout=2) as resp:
+        return resp.status == 200
 
 
 KAFKA = Service(
@@ -44,7 +66,18 @@ CLICKHOUSE = Service(
     stop_timeout_s=45.0,
 )
 
-SERVICES: list[Service] = [KAFKA, CLICKHOUSE]
+API = Service(
+    name="api",
+    command=_api_command,
+    healthy=_api_healthy,
+    ports=lambda s: [s.api_port],
+    describe=lambda s: f"ingest API (gunicorn, {s.api_workers} workers) http://{s.api_host}:{s.api_port}/v1/scans",
+    prepare=_api_prepare,
+    env=lambda s: {"PROMETHEUS_MULTIPROC_DIR": str(s.data_dir("api") / "prometheus")},
+    stop_timeout_s=45.0,
+)
+
+SERVICES: list[Service] = [KAFKA, CLICKHOUSE, API]
 
 
 def by_name(names: list[str] | None) -> list[Service]:

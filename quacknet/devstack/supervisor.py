@@ -51,6 +51,13 @@ class Status:
     where: str
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on now (for extra test and benchmark instances)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import time
+
 import clickhouse_connect
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 pytestmark = pytest.mark.integration
@@ -41,3 +44,30 @@ def database(ch, unique_name):
     ch.command(f"CREATE DATABASE {unique_name}")
     yield unique_name
     ch.command(f"DROP DATABASE IF EXISTS {unique_name} SYNC")
+
+
+def read_topic(settings, topic: str, timeout_s: float = 30.0) -> list:
+    """Every message on the topic now (from each partition's start to its end offset)."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "test-reader",
+                         "enable.auto.commit": False})
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {}
+        assignment = []
+        for p in parts:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
+                assignment.append(TopicPartition(topic, p, low))
+        consumer.assign(assignment)
+        messages, deadline = [], time.monotonic() + timeout_s
+        while ends and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, timeout=0.5):
+                assert msg.error() is None, msg.error()
+                messages.append(msg)
+                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                    ends.pop(msg.partition(), None)
+        assert not ends, f"could not read partitions {sorted(ends)} to their end in {timeout_s}s"
+        return messages
+    finally:
+        consumer.close()

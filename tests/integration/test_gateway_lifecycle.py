@@ -6,7 +6,6 @@ Uses its own gateway (own state dir, own port) so the shared stack is never dist
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 
@@ -14,19 +13,14 @@ import clickhouse_connect
 import pytest
 
 from quacknet.devstack.services import CLICKHOUSE
-from quacknet.devstack.supervisor import Supervisor
+from quacknet.devstack.supervisor import free_port, Supervisor
 from quacknet.settings import Settings
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def own_settings(tmp_path) -> Settings:
-    return Settings(home=tmp_path / "qn", clickhouse_url=f"http://127.0.0.1:{_free_port()}", log_json=True)
+    return Settings(home=tmp_path / "qn", clickhouse_url=f"http://127.0.0.1:{free_port()}", log_json=True)
 
 
 @pytest.fixture

@@ -6,14 +6,9 @@ import urllib.request
 
 import pytest
 
-from quacknet.devstack.supervisor import Service, ServiceError, Supervisor, port_open
+from quacknet.devstack.supervisor import free_port, Service, ServiceError, Supervisor, port_open
 from quacknet.settings import Settings
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _http_service(port: int) -> Service:
@@ -33,7 +28,7 @@ def sup(tmp_path):
 
 
 def test_start_status_start_again_stop(sup):
-    svc = _http_service(_free_port())
+    svc = _http_service(free_port())
     status, started = sup.start(svc)
     try:
         assert started and status.healthy and status.pid
@@ -49,7 +44,7 @@ def test_start_status_start_again_stop(sup):
 
 
 def test_a_stale_pid_file_is_not_mistaken_for_a_running_service(sup):
-    svc = _http_service(_free_port())
+    svc = _http_service(free_port())
     sup.settings.run_dir.mkdir(parents=True)
     sup.pid_file(svc).write_text("1 12345.0\n")  # pid 1 exists, but was not started at that time
     assert sup.process(svc) is None and not sup.pid_file(svc).exists()

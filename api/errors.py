@@ -1,0 +1,58 @@
+"""One JSON error shape for every 4xx/5xx the API returns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from flask import Flask, jsonify
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from quacknet.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class ErrorDetail(BaseModel):
+    path: str  # JSONPath of the failing field: "$.lat", "$[3].rsrp", "$" for the whole item
+    type: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+    details: list[ErrorDetail] = []
+
+
+def json_path(loc: Iterable[str | int], prefix: str = "$") -> str:
+    path = prefix
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def details_of(exc: ValidationError, prefix: str = "$") -> list[ErrorDetail]:
+    return [ErrorDetail(path=json_path(e["loc"], prefix), type=e["type"], message=e["msg"]) for e in exc.errors()]
+
+
+def error_response(status: int, error: str, message: str, details: list[ErrorDetail] | None = None,
+                   headers: dict[str, str] | None = None):
+    body = ErrorBody(error=error, message=message, details=details or [])
+    response = jsonify(body.model_dump())
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        name = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(exc.code or 500, name, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("api.unhandled")
+        return error_response(500, "internal_error", "unexpected server error; it has been logged")

@@ -1,0 +1,119 @@
+"""POST /v1/scans: validate, answer 202 as soon as the scans are queued for Kafka."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from concurrent.futures import Future, wait
+
+from flask import Blueprint, current_app, request
+from pydantic import BaseModel, ValidationError
+
+from api.auth import require
+from api.errors import ErrorDetail, details_of, error_response
+from quacknet.apikeys import SCOPE_WRITE_SCANS
+from quacknet.delivery import Delivered, Delivery
+from quacknet.scan import ScanFields, encode_received, kafka_key, received_stamp, validate_body, validate_submission
+
+bp = Blueprint("scans", __name__)
+
+
+class Rejected(BaseModel):
+    index: int
+    scan_id: str | None = None
+    errors: list[ErrorDetail]
+
+
+class DeliveredScan(BaseModel):
+    scan_id: uuid.UUID
+    partition: int
+    offset: int
+
+
+class Outcome(BaseModel):
+    accepted: list[uuid.UUID]
+    rejected: list[Rejected] = []
+    delivered: list[DeliveredScan] | None = None  # only with ?wait=true
+
+
+def _flag(value: str | None) -> bool | None:
+    if value is None or value.lower() in ("false", "0", "no"):
+        return False
+    if value.lower() in ("true", "1", "yes", ""):
+        return True
+    return None
+
+
+def _validate_items(raw: bytes, now: dt.datetime, max_batch: int):
+    """The slow path: find out which items are bad, and why, so the good ones can still be accepted."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return error_response(400, "malformed_json", f"request body is not valid JSON: {exc}")
+    except RecursionError:
+        return error_response(400, "malformed_json", "request body nests too deeply")
+    batch = isinstance(body, list)
+    items = body if batch else [body]
+    if batch and not items:
+        return error_response(422, "validation_failed", "the batch is empty")
+    if len(items) > max_batch:
+        return error_response(413, "batch_too_large", f"a batch holds at most {max_batch} scans, got {len(items)}")
+    accepted: list[ScanFields] = []
+    rejected: list[Rejected] = []
+    for i, item in enumerate(items):
+        try:
+            accepted.append(validate_submission(item, now))
+        except ValidationError as exc:
+            scan_id = item.get("scan_id") if isinstance(item, dict) and isinstance(item.get("scan_id"), str) else None
+            rejected.append(Rejected(index=i, scan_id=scan_id, errors=details_of(exc, f"$[{i}]" if batch else "$")))
+    return accepted, rejected
+
+
+@bp.post("/v1/scans")
+@require(SCOPE_WRITE_SCANS)
+def submit():
+    settings = current_app.config["QUACKNET_SETTINGS"]
+    metrics = current_app.extensions["quacknet.metrics"]
+    wait_for_ack = _flag(request.args.get("wait"))
+    if wait_for_ack is None:
+        return error_response(400, "bad_parameter", "wait must be true or false")
+    if request.mimetype != "application/json":
+        return error_response(415, "unsupported_media_type", "send the scan(s) as application/json")
+    raw = request.get_data(cache=False)
+    now = dt.datetime.now(dt.timezone.utc)
+    fast = validate_body(raw, now)
+    if fast and len(fast) <= settings.api_max_batch:
+        accepted, rejected = fast, []
+    else:
+        slow = _validate_items(raw, now, settings.api_max_batch)
+        if not isinstance(slow, tuple):
+            return slow  # an error response
+        accepted, rejected = slow
+    metrics.rejected.inc(len(rejected))
+    if not accepted:
+        details = [d for r in rejected for d in r.errors]
+        return error_response(422, "validation_failed", f"{len(rejected)} scan(s) failed validation", details)
+
+    delivery: Delivery = current_app.extensions["quacknet.delivery"]
+    if not delivery.room(len(accepted)):
+        return error_response(503, "queue_full", "the Kafka producer queue is saturated; retry shortly",
+                              headers={"Retry-After": "1"})
+    stamp = received_stamp(now)
+    waiters = [Future() for _ in accepted] if wait_for_ack else []
+    delivery.submit(settings.scans_topic, [(kafka_key(s), encode_received(s, stamp)) for s in accepted], waiters)
+    metrics.accepted.inc(len(accepted))
+
+    outcome = Outcome(accepted=[s.scan_id for s in accepted], rejected=rejected)
+    if wait_for_ack:
+        done, _ = wait(waiters, timeout=settings.api_wait_timeout_s)
+        acks = [w.result() if w in done and w.exception() is None else None for w in waiters]
+        if any(a is None for a in acks):
+            missing = sum(a is None for a in acks)
+            return error_response(503, "not_delivered", f"{missing} scan(s) were not acknowledged by Kafka in time; "
+                                  "they are kept in the durable spool and will be delivered", headers={"Retry-After": "5"})
+        outcome.delivered = [DeliveredScan(scan_id=s.scan_id, partition=a.partition, offset=a.offset)
+                             for s, a in zip(accepted, acks, strict=True) if isinstance(a, Delivered)]
+    response = current_app.response_class(outcome.model_dump_json(exclude_none=True), status=202,
+                                          mimetype="application/json")
+    return response

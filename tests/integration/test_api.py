@@ -1,0 +1,173 @@
+"""The ingest API against the real broker: what arrives on the topic, what never does."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import uuid
+
+import pytest
+
+from api import create_app
+from quacknet.apikeys import SCOPE_WRITE_SCANS, ApiKey, KeyStore, digest, new_key
+from quacknet.kafka import partition_for_key
+from quacknet.scan import decode
+from tests.integration.conftest import read_topic
+from quacknet.samples import scan_payload
+
+WRITER, READER, SLOW = new_key(), new_key(), new_key()
+
+
+def key_store() -> KeyStore:
+    return KeyStore([
+        ApiKey("writer", digest(WRITER), frozenset({SCOPE_WRITE_SCANS}), 1_000_000),
+        ApiKey("reader", digest(READER), frozenset({"metrics:read"}), 1_000),
+        ApiKey("slow", digest(SLOW), frozenset({SCOPE_WRITE_SCANS}), 3),
+    ])
+
+
+@pytest.fixture
+def api_settings(stack, topic, tmp_path):
+    return stack.model_copy(update={"home": tmp_path / "qn", "lib": stack.lib_dir, "scans_topic": topic, "api_workers": 1})
+
+
+@pytest.fixture
+def client(api_settings):
+    app = create_app(api_settings, keys=key_store())
+    yield app.test_client()
+    app.extensions["quacknet.close"]()
+
+
+def post(client, body, key=WRITER, content_type="application/json", query=""):
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    headers = {"X-API-Key": key} if key else {}
+    return client.post(f"/v1/scans{query}", data=data, headers=headers, content_type=content_type)
+
+
+def test_accepted_scans_arrive_on_the_topic_as_documented(client, api_settings, topic):
+    rng = random.Random(7)
+    devices = [f"phone-{i}" for i in range(10)]
+    sent = [scan_payload(devices[i % 10], rng=rng) for i in range(200)]
+    before = dt.datetime.now(dt.timezone.utc)
+    for start in range(0, 200, 50):
+        resp = post(client, sent[start:start + 50])
+        assert resp.status_code == 202, resp.json
+        assert resp.json["accepted"] == [s["scan_id"] for s in sent[start:start + 50]] and resp.json["rejected"] == []
+    resp = post(client, sent[0] | {"scan_id": str(uuid.uuid4())}, query="?wait=true")  # flushes the ones before it
+    assert resp.status_code == 202 and len(resp.json["delivered"]) == 1
+
+    messages = read_topic(api_settings, topic)
+    assert len(messages) == 201
+    by_id = {s["scan_id"]: s for s in sent}
+    seen_order: dict[str, list[str]] = {}
+    for msg in messages:
+        scan = decode(msg.value())
+        doc = json.loads(msg.value())
+        assert msg.key() == scan.device_id.encode()
+        assert msg.partition() == partition_for_key(msg.key(), 6)
+        assert before - dt.timedelta(seconds=1) <= scan.received_at <= dt.datetime.now(dt.timezone.utc)
+        assert doc["received_at"].endswith("Z") and doc["schema_version"] == 1
+        if str(scan.scan_id) in by_id:
+            original = by_id[str(scan.scan_id)]
+            assert {k: doc[k] for k in ("device_id", "lat", "lon", "technology", "mcc", "mnc", "rsrp")} == \
+                   {k: original[k] for k in ("device_id", "lat", "lon", "technology", "mcc", "mnc", "rsrp")}
+            seen_order.setdefault(scan.device_id, []).append(str(scan.scan_id))
+    assert len(seen_order) == 10
+    for device, ids in seen_order.items():  # one phone's scans stay in submission order
+        assert ids == [s["scan_id"] for s in sent if s["device_id"] == device]
+
+
+def test_wait_true_returns_where_kafka_stored_each_scan(client, api_settings, topic):
+    body = [scan_payload("phone-a"), scan_payload("phone-b")]
+    resp = post(client, body, query="?wait=true")
+    assert resp.status_code == 202
+    delivered = {d["scan_id"]: (d["partition"], d["offset"]) for d in resp.json["delivered"]}
+    on_topic = {str(decode(m.value()).scan_id): (m.partition(), m.offset()) for m in read_topic(api_settings, topic)}
+    assert delivered == on_topic
+
+
+BAD_REQUESTS = [
+    pytest.param(b'{"scan_id": ', {}, 400, "malformed_json", id="malformed-json"),
+    pytest.param(b"\xff\xfe\x00garbage", {}, 400, "malformed_json", id="not-utf8"),
+    pytest.param(b"[" * 100_000, {}, 400, "malformed_json", id="nested-too-deep"),
+    pytest.param(scan_payload(lat="north"), {}, 422, "validation_failed", id="wrong-type"),
+    pytest.param(scan_payload(lat=91), {}, 422, "validation_failed", id="out-of-range"),
+    pytest.param(b'{"lat": NaN}', {}, 422, "validation_failed", id="nan"),
+    pytest.param({k: v for k, v in scan_payload().items() if k != "device_id"}, {}, 422, "validation_failed", id="missing-field"),
+    pytest.param(scan_payload(extra_field=1), {}, 422, "validation_failed", id="unknown-field"),
+    pytest.param([], {}, 422, "validation_failed", id="empty-batch"),
+    pytest.param("5", {}, 422, "validation_failed", id="not-an-object"),
+    pytest.param([scan_payload()] * 1001, {}, 413, "batch_too_large", id="batch-over-limit"),
+    pytest.param(b"x" * (5 * 1024 * 1024), {}, 413, "request_entity_too_large", id="body-over-limit"),
+    pytest.param(scan_payload(), {"content_type": "text/plain"}, 415, "unsupported_media_type", id="content-type"),
+    pytest.param(scan_payload(), {"key": None}, 401, "unauthorized", id="no-key"),
+    pytest.param(scan_payload(), {"key": "qn_not-a-key"}, 401, "unauthorized", id="unknown-key"),
+    pytest.param(scan_payload(), {"key": READER}, 403, "forbidden", id="key-without-scope"),
+    pytest.param(scan_payload(), {"query": "?wait=perhaps"}, 400, "bad_parameter", id="bad-wait"),
+]
+
+
+@pytest.mark.parametrize("body,kwargs,status,error", BAD_REQUESTS)
+def test_bad_input_gets_a_clear_error_and_nothing_reaches_kafka(client, api_settings, topic, body, kwargs, status, error):
+    resp = post(client, body, **kwargs)
+    assert resp.status_code == status
+    assert resp.json["error"] == error and resp.json["message"]
+    if status == 422 and error == "validation_failed" and body not in ([], "5"):
+        assert resp.json["details"] and all(d["path"].startswith("$") for d in resp.json["details"])
+    sentinel = scan_payload("sentinel")
+    assert post(client, sentinel, query="?wait=true").status_code == 202
+    assert [decode(m.value()).scan_id for m in read_topic(api_settings, topic)] == [uuid.UUID(sentinel["scan_id"])]
+
+
+def test_validation_errors_name_each_failing_field(client):
+    resp = post(client, scan_payload(lat=200, rsrp=-10, technology="GSM"))
+    paths = {d["path"] for d in resp.json["details"]}
+    assert resp.status_code == 422 and {"$.lat", "$.rsrp"} <= paths
+
+
+def test_a_partly_bad_batch_accepts_the_good_items(client, api_settings, topic):
+    good = [scan_payload(f"p{i}") for i in range(3)]
+    batch = [good[0], scan_payload(lat=-100), good[1], {"nonsense": True}, good[2]]
+    resp = post(client, batch, query="?wait=true")
+    assert resp.status_code == 202
+    assert resp.json["accepted"] == [g["scan_id"] for g in good]
+    assert [r["index"] for r in resp.json["rejected"]] == [1, 3]
+    assert resp.json["rejected"][0]["scan_id"] == batch[1]["scan_id"]
+    assert any(e["path"] == "$[1].lat" for e in resp.json["rejected"][0]["errors"])
+    assert sorted(str(decode(m.value()).scan_id) for m in read_topic(api_settings, topic)) == sorted(g["scan_id"] for g in good)
+
+
+def test_rate_limit_answers_429_with_retry_after(client):
+    statuses = [post(client, scan_payload(), key=SLOW).status_code for _ in range(8)]
+    assert statuses.count(202) >= 1 and statuses[-1] == 429
+    resp = post(client, scan_payload(), key=SLOW)
+    assert resp.status_code == 429 and int(resp.headers["Retry-After"]) >= 1
+    assert post(client, scan_payload(), key=WRITER).status_code == 202  # other keys are unaffected
+
+
+def test_health_readiness_metrics_and_openapi(client):
+    assert client.get("/healthz").json == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["broker_reachable"] is True
+    post(client, [scan_payload(), scan_payload(lat=500)], query="?wait=true")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "quacknet_api_scans_accepted_total 1.0" in text and "quacknet_api_scans_rejected_total 1.0" in text
+    assert "quacknet_delivery_delivered_total 1.0" in text and "quacknet_delivery_spool_depth" in text
+    assert 'quacknet_api_requests_total{endpoint="/v1/scans",method="POST",status="202"} 1.0' in text
+
+
+def test_openapi_document_is_valid_and_generated_from_the_schema(client):
+    from openapi_spec_validator import validate
+
+    spec = client.get("/openapi.json").json
+    validate(spec)
+    scan = spec["components"]["schemas"]["ScanIn"]
+    assert scan["properties"]["lat"]["maximum"] == 90 and scan["additionalProperties"] is False
+    assert set(spec["paths"]) == {"/v1/scans", "/healthz", "/readyz", "/metrics", "/openapi.json"}
+
+
+def test_unknown_routes_and_methods_use_the_error_shape(client):
+    assert client.get("/nope").json["error"] == "not_found"
+    resp = client.get("/v1/scans")
+    assert resp.status_code == 405 and resp.json["error"] == "method_not_allowed"
