@@ -29,7 +29,7 @@ from confluent_kafka.admin import NewTopic
 
 from quacknet import kafka as qkafka
 from quacknet.apikeys import SCOPE_WRITE_SCANS, add_key
-from quacknet.devstack.services import API
+from quacknet.devstack.services import API, KAFKA
 from quacknet.devstack.supervisor import Supervisor, free_port
 from quacknet.scan import Scan, encode, validate_submission
 from quacknet.settings import Settings
@@ -121,9 +121,15 @@ def main() -> None:
         sup.start(API)
         try:
             raw = raw_produce(base, values)
-            batch = batch_ingest(settings.api_port, key, payloads, args.clients)
-            rps, p50, p99, _ = wrk_single(settings.api_port, key, args.seconds, args.connections)
             workers = psutil.Process(sup.process(API).pid).children()
+            broker = Supervisor(base).process(KAFKA)
+            watched = {"API workers": workers, "Kafka broker": [broker] if broker else []}
+            cpu0 = {name: sum(sum(p.cpu_times()[:2]) for p in procs) for name, procs in watched.items()}
+            t0 = time.perf_counter()
+            batch = batch_ingest(settings.api_port, key, payloads, args.clients)
+            wall = time.perf_counter() - t0
+            cpu = {name: sum(sum(p.cpu_times()[:2]) for p in procs) - cpu0[name] for name, procs in watched.items()}
+            rps, p50, p99, _ = wrk_single(settings.api_port, key, args.seconds, args.connections)
             rss = [w.memory_info().rss / 2**20 for w in workers]
         finally:
             sup.stop(API)
@@ -133,6 +139,8 @@ def main() -> None:
     print(f"(b) API batches of 500        {batch:>10,.0f} scans/s   {batch / raw:.0%} of (a)  (target >= 50%), {args.clients} client processes")
     print(f"(c) API single scans (wrk)    {rps:>10,.0f} requests/s  p50 {p50:.1f} ms  p99 {p99:.1f} ms  "
           f"(target >= 2,000/s, p99 < 50 ms), {args.connections} connections, {args.seconds}s")
+    print(f"CPU during (b)                " + ", ".join(f"{n} {c:.1f} s" for n, c in cpu.items())
+          + f" over {wall:.1f} s wall on {psutil.cpu_count()} cores (the rest: client processes, librdkafka threads)")
     print(f"gunicorn workers              {len(rss)} x gthread({settings.api_threads}); RSS " + ", ".join(f"{r:.0f} MiB" for r in rss))
 
 
