@@ -8,8 +8,7 @@ import secrets
 import sys
 import time
 
-from quacknet import apikeys, topics
-from quacknet import kafka as kafka_clients
+from quacknet import apikeys
 from quacknet.devstack import kafka
 from quacknet.devstack.services import by_name
 from quacknet.devstack.supervisor import ServiceError, Supervisor
@@ -43,9 +42,8 @@ def cmd_run(settings: Settings, args) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 1
         print(f"{svc.name}: {'started' if started else 'already running'} ({time.monotonic() - t0:.1f}s)")
-        if svc.name == "kafka":
-            for change in topics.reconcile(kafka_clients.admin(settings), topics.specs(settings)):
-                print(f"  topic {change.topic}: {change.action} {change.detail}")
+        for line in svc.after_start(settings) if svc.after_start else []:
+            print(f"  {line}")
     rows, _ = _status_rows(sup, services)
     print(_table(rows))
     print(f"logs: {settings.log_dir}/<service>.log   state: {settings.home}")

@@ -183,3 +183,41 @@ def validate_body(raw: bytes, now: dt.datetime) -> list[ScanFields] | None:
         if time_problem(scan.observed_at, now) or network_problem(scan):
             return None
     return scans
+
+
+# ClickHouse column types of a stored scan, in column order (the warehouse builds its DDL from this;
+# a unit test keeps it in step with ``Scan``).
+CLICKHOUSE_TYPES: dict[str, str] = {
+    "scan_id": "UUID",
+    "device_id": "String",
+    "observed_at": "DateTime64(3, 'UTC')",
+    "received_at": "DateTime64(3, 'UTC')",
+    "lat": "Float64",
+    "lon": "Float64",
+    "accuracy_m": "Float32",
+    "altitude_m": "Nullable(Float32)",
+    "technology": "LowCardinality(String)",
+    "mcc": "LowCardinality(Nullable(String))",
+    "mnc": "LowCardinality(Nullable(String))",
+    "carrier": "LowCardinality(Nullable(String))",
+    "cell_id": "Nullable(UInt64)",
+    "pci": "Nullable(UInt16)",
+    "band": "Nullable(UInt16)",
+    "rsrp": "Nullable(Float32)",
+    "rsrq": "Nullable(Float32)",
+    "sinr": "Nullable(Float32)",
+    "rssi": "Nullable(Float32)",
+    "download_kbps": "Nullable(Float64)",
+    "upload_kbps": "Nullable(Float64)",
+    "latency_ms": "Nullable(Float32)",
+    "jitter_ms": "Nullable(Float32)",
+    "app_version": "LowCardinality(String)",
+    "schema_version": "UInt8",
+}
+
+
+def clickhouse_row(scan: Scan) -> list:
+    """A stored scan's values in ``CLICKHOUSE_TYPES`` order."""
+    values = dict(scan)
+    values["technology"] = scan.technology.value
+    return [values[name] for name in CLICKHOUSE_TYPES]

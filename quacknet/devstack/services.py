@@ -6,7 +6,10 @@ import shutil
 import sys
 import urllib.request
 
+from quacknet import kafka as kafka_clients
+from quacknet import topics, warehouse
 from quacknet.devstack import credentials, kafka
+from quacknet.warehouse.migrations import migrate
 from quacknet.devstack.supervisor import Service
 from quacknet.settings import PROJECT_ROOT, Settings
 
@@ -47,6 +50,19 @@ def _api_healthy(s: Settings) -> bool:
         return resp.status == 200
 
 
+def _reconcile_topics(s: Settings) -> list[str]:
+    changes = topics.reconcile(kafka_clients.admin(s), topics.specs(s))
+    return [f"topic {c.topic}: {c.action} {c.detail}" for c in changes]
+
+
+def _migrate(s: Settings) -> list[str]:
+    client = warehouse.client(s)
+    try:
+        return [f"clickhouse {s.clickhouse_database}: migration {v} applied" for v in migrate(client, s.clickhouse_database)]
+    finally:
+        client.close()
+
+
 KAFKA = Service(
     name="kafka",
     command=kafka.command,
@@ -54,6 +70,7 @@ KAFKA = Service(
     ports=lambda s: [s.kafka_port, s.kafka_controller_port],
     describe=lambda s: f"Apache Kafka {s.kafka_version} (KRaft) bootstrap {s.kafka_bootstrap_servers}",
     prepare=kafka.prepare,
+    after_start=_reconcile_topics,
 )
 
 CLICKHOUSE = Service(
@@ -63,6 +80,7 @@ CLICKHOUSE = Service(
     ports=lambda s: [s.clickhouse_port],
     describe=lambda s: f"ClickHouse engine (chDB gateway) {s.clickhouse_url}",
     env=lambda s: {"TZ": "UTC"},
+    after_start=_migrate,
     stop_timeout_s=45.0,
 )
 

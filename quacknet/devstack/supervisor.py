@@ -38,6 +38,8 @@ class Service:
     describe: Callable[[Settings], str]
     prepare: Callable[[Settings], None] | None = None
     env: Callable[[Settings], dict[str, str]] = field(default=lambda s: {})
+    # Idempotent setup once the service is healthy (topics, migrations); returns what it changed.
+    after_start: Callable[[Settings], list[str]] | None = None
     stop_timeout_s: float = 60.0
 
 

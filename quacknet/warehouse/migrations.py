@@ -1,0 +1,81 @@
+"""Versioned, idempotent ClickHouse migrations.
+
+Applied in order by ``make run``, the loader's start and the tests; each version is recorded in
+``<db>.schema_migrations``. Statements are written to be safe to re-run (IF NOT EXISTS), so a
+crash between a statement and its record, or two processes migrating at once, does no harm.
+
+The scans design (see docs/ARCHITECTURE.md):
+- ``scans_store``: ReplacingMergeTree partitioned by month of ``observed_at``, ordered for
+  analysts (H3 cell, technology, time) and ending in ``scan_id``. Every sorting-key column comes
+  from the phone, so a phone retry, a spool re-send and a replay of the same scan collapse into
+  one row; of such copies the one with the latest ``received_at`` wins.
+- ``scans``: the view analysts query, ``FINAL``, so a plain ``count()`` is already exact.
+- ``h3_r8``: the H3 cell (resolution 8) of each scan, computed by ClickHouse's ``geoToH3``.
+- ``kafka_topic/partition/offset``: lineage of each row, for completeness checks and replays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clickhouse_connect.driver.client import Client
+
+from quacknet.logs import get_logger
+from quacknet.scan import CLICKHOUSE_TYPES
+
+log = get_logger(__name__)
+
+H3_RESOLUTION = 8
+LINEAGE = {"kafka_topic": "LowCardinality(String)", "kafka_partition": "UInt16", "kafka_offset": "UInt64"}
+# Berlin, at resolution 8, when geoToH3 takes (lat, lon): the order ClickHouse 25.5+ uses by default.
+H3_PROBE = ("SELECT geoToH3(52.52, 13.40, 8) = 0x881f1d4895fffff", 1)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def _scans_store() -> str:
+    columns = ",\n    ".join(f"{name} {ch_type}" for name, ch_type in {**CLICKHOUSE_TYPES, **LINEAGE}.items())
+    return f"""CREATE TABLE IF NOT EXISTS {{db}}.scans_store (
+    {columns},
+    h3_r8 UInt64 MATERIALIZED geoToH3(lat, lon, {H3_RESOLUTION}),
+    loaded_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree(received_at)
+PARTITION BY toYYYYMM(observed_at)
+ORDER BY (h3_r8, technology, observed_at, scan_id)"""
+
+
+def _scans_view() -> str:
+    columns = ", ".join([*CLICKHOUSE_TYPES, *LINEAGE, "h3_r8", "loaded_at"])
+    return f"CREATE VIEW IF NOT EXISTS {{db}}.scans AS SELECT {columns} FROM {{db}}.scans_store FINAL"
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "scans store and exact view", (_scans_store(), _scans_view())),
+)
+
+
+def migrate(client: Client, database: str) -> list[int]:
+    """Bring ``database`` to the newest version; returns the versions applied now."""
+    probe, expected = H3_PROBE
+    if client.command(probe) != expected:
+        raise RuntimeError("this ClickHouse computes geoToH3 with (lon, lat): set geotoh3_argument_order='lat_lon'")
+    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client.command(f"""CREATE TABLE IF NOT EXISTS {database}.schema_migrations (
+        version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+    ) ENGINE = ReplacingMergeTree ORDER BY version""")
+    done = {row[0] for row in client.query(f"SELECT version FROM {database}.schema_migrations FINAL").result_rows}
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.version in done:
+            continue
+        for statement in migration.statements:
+            client.command(statement.format(db=database))
+        client.insert(f"{database}.schema_migrations", [(migration.version, migration.name)], column_names=["version", "name"])
+        log.info("warehouse.migrated", database=database, version=migration.version, name=migration.name)
+        applied.append(migration.version)
+    return applied
