@@ -30,7 +30,7 @@ from quacknet.settings import Settings
 
 log = get_logger(__name__)
 
-READ_SIZE = 1 << 16
+READ_SIZE = 1 << 20  # fewer Python-level decompress/append rounds per insert
 HEAD_LIMIT = 1 << 20  # an INSERT statement longer than this, before its data, is refused
 
 
