@@ -139,7 +139,7 @@ def main() -> None:
     print(f"(b) API batches of 500        {batch:>10,.0f} scans/s   {batch / raw:.0%} of (a)  (target >= 50%), {args.clients} client processes")
     print(f"(c) API single scans (wrk)    {rps:>10,.0f} requests/s  p50 {p50:.1f} ms  p99 {p99:.1f} ms  "
           f"(target >= 2,000/s, p99 < 50 ms), {args.connections} connections, {args.seconds}s")
-    print(f"CPU during (b)                " + ", ".join(f"{n} {c:.1f} s" for n, c in cpu.items())
+    print("CPU during (b)                " + ", ".join(f"{n} {c:.1f} s" for n, c in cpu.items())
           + f" over {wall:.1f} s wall on {psutil.cpu_count()} cores (the rest: client processes, librdkafka threads)")
     print(f"gunicorn workers              {len(rss)} x gthread({settings.api_threads}); RSS " + ", ".join(f"{r:.0f} MiB" for r in rss))
 

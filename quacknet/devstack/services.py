@@ -24,9 +24,13 @@ def _gateway_command(s: Settings) -> list[str]:
     ]
 
 
+def _http_ok(url: str, body: bytes | None = None) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return resp.status == 200 and (body is None or resp.read() == body)
+
+
 def _gateway_healthy(s: Settings) -> bool:
-    with urllib.request.urlopen(f"{s.clickhouse_url.rstrip('/')}/ping", timeout=2) as resp:
-        return resp.status == 200 and resp.read() == b"Ok.\n"
+    return _http_ok(f"{s.clickhouse_url.rstrip('/')}/ping", b"Ok.\n")
 
 
 def _api_command(s: Settings) -> list[str]:
@@ -46,8 +50,7 @@ def _api_prepare(s: Settings) -> None:
 
 
 def _api_healthy(s: Settings) -> bool:
-    with urllib.request.urlopen(f"http://{s.api_host}:{s.api_port}/healthz", timeout=2) as resp:
-        return resp.status == 200
+    return _http_ok(f"http://{s.api_host}:{s.api_port}/healthz")
 
 
 def _reconcile_topics(s: Settings) -> list[str]:

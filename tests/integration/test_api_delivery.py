@@ -17,7 +17,7 @@ from quacknet.devstack.services import API, KAFKA
 from quacknet.devstack.supervisor import free_port, Supervisor
 from quacknet.scan import decode
 from tests.integration.conftest import read_topic
-from tests.integration.test_api import WRITER, key_store, post
+from tests.integration.test_api import key_store, post
 from quacknet.samples import scan_payload
 
 
