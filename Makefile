@@ -40,6 +40,7 @@ bench: install  ## benchmark scripts (print figures as ratios against a baseline
 	$(PY) bench/gateway_insert.py
 	$(PY) -m quacknet run
 	$(PY) bench/api_ingest.py
+	$(PY) bench/loader_throughput.py --freshness 1000
 
 compose-plugin: $(COMPOSE_PLUGIN)  ## the docker compose v2 CLI plugin, built from the Go module proxy
 

@@ -38,5 +38,6 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
+    current_app.extensions["quacknet.delivery"].sync_metrics()
     body = current_app.extensions["quacknet.metrics"].exposition()
     return current_app.response_class(body, mimetype="text/plain; version=0.0.4; charset=utf-8")

@@ -125,9 +125,11 @@ class Delivery:
         while not self._stop.is_set():
             self.producer.poll(0.05)
             self._drain_failed()
-            self._publish_counts()
+            self.sync_metrics()
 
-    def _publish_counts(self) -> None:
+    def sync_metrics(self) -> None:
+        """Publish the counts gathered since the last call (the poll loop calls it every round;
+        the metrics endpoint calls it so a scrape never lags this process's own reports)."""
         with self._count_lock:
             delivered, self._delivered = self._delivered, 0
         if delivered:
@@ -219,6 +221,6 @@ class Delivery:
             self.producer.purge(in_queue=True, in_flight=True)
             self.producer.flush(2)  # serves the purged messages' reports, which spool them
         self._drain_failed()
-        self._publish_counts()
+        self.sync_metrics()
         log.info("delivery.closed", unflushed=left, spool_depth=self.spool.depth())
         self.spool.close()

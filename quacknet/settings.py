@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     api_wait_timeout_s: float = 15.0
     spool_max_messages: int = 2_000_000
 
+    # Loader (Kafka -> ClickHouse)
+    loader_group: str = "clickhouse-loader"
+    loader_batch_rows: int = 50_000
+    loader_batch_seconds: float = 1.0
+    loader_metrics_host: str = "127.0.0.1"
+    loader_metrics_port: int = 9108
+    loader_retry_max_s: float = 10.0
+
     service_start_timeout_s: float = 120.0
 
     @model_validator(mode="after")

@@ -98,7 +98,17 @@ API = Service(
     stop_timeout_s=45.0,
 )
 
-SERVICES: list[Service] = [KAFKA, CLICKHOUSE, API]
+LOADER = Service(
+    name="loader",
+    command=lambda s: [sys.executable, "-m", "quacknet.loader"],
+    healthy=lambda s: _http_ok(f"http://{s.loader_metrics_host}:{s.loader_metrics_port}/metrics"),
+    ports=lambda s: [s.loader_metrics_port],
+    describe=lambda s: f"loader {s.scans_topic} -> {s.clickhouse_database}.scans (group {s.loader_group}), "
+                       f"metrics http://{s.loader_metrics_host}:{s.loader_metrics_port}/metrics",
+    stop_timeout_s=90.0,
+)
+
+SERVICES: list[Service] = [KAFKA, CLICKHOUSE, API, LOADER]
 
 
 def by_name(names: list[str] | None) -> list[Service]:

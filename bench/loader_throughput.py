@@ -1,0 +1,181 @@
+"""Benchmark: the loader against raw consume and raw insert, in one run on this machine.
+
+1. raw consume rate (confluent-kafka, no processing) of a backlog of N scans,
+2. raw ClickHouse insert rate of the same rows through clickhouse-connect (50,000-row batches),
+3. the loader's end-to-end rate over the same backlog (its own process, from the first message to
+   the last row visible in quacknet.scans), with its peak RSS.
+Target: (3) >= 70% of min(1, 2); RSS < 400 MB. With --freshness, also offers scans through the
+running API at a fixed rate and reports p50/p99 of (row's loaded_at - the 202's arrival); target
+p99 <= 2 s at 1,000 scans/s. Needs the local stack (`make run`; the API for --freshness).
+
+    .venv/bin/python bench/loader_throughput.py [--scans 1000000] [--freshness 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+
+import psutil
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from quacknet import kafka as qkafka
+from quacknet import warehouse
+from quacknet.devstack import credentials
+from quacknet.loader.steps import COLUMNS
+from quacknet.samples import scan_payload
+from quacknet.scan import Scan, clickhouse_row, decode, encode, validate_submission
+from quacknet.settings import Settings
+from quacknet.devstack.supervisor import free_port
+from quacknet.warehouse.migrations import migrate
+
+TOPIC = "bench.loader.scans"
+
+
+def make_backlog(settings: Settings, n: int) -> list[bytes]:
+    admin = qkafka.admin(settings)
+    admin.delete_topics([TOPIC])
+    time.sleep(2)
+    admin.create_topics([NewTopic(TOPIC, 6, 1)])[TOPIC].result(timeout=30)
+    rng, now = random.Random(3), dt.datetime.now(dt.timezone.utc)
+    template = [encode(Scan.received(validate_submission(scan_payload(f"p{i}", rng=rng, now=now), now), now))
+                for i in range(1000)]
+    producer = qkafka.producer(settings, **{"queue.buffering.max.messages": 1_000_000, "linger.ms": 50})
+    values = []
+    for i in range(n):  # unique scan_ids over a thousand realistic shapes
+        doc = json.loads(template[i % 1000])
+        doc["scan_id"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        value = json.dumps(doc, separators=(",", ":")).encode()
+        values.append(value)
+        while True:
+            try:
+                producer.produce(TOPIC, key=doc["device_id"].encode(), value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    assert producer.flush(120) == 0
+    return values
+
+
+def raw_consume(settings: Settings, n: int) -> float:
+    consumer = qkafka.consumer(settings, f"bench-raw-{uuid.uuid4().hex[:6]}")
+    consumer.subscribe([TOPIC])
+    got, t0 = 0, None
+    while got < n:
+        batch = consumer.consume(10_000, timeout=1.0)
+        if batch and t0 is None:
+            t0 = time.perf_counter()
+        got += sum(1 for m in batch if m.error() is None)
+    rate = n / (time.perf_counter() - t0)
+    consumer.close()
+    return rate
+
+
+def raw_insert(settings: Settings, values: list[bytes], database: str) -> float:
+    rows = [[*clickhouse_row(decode(v)), TOPIC, 0, i] for i, v in enumerate(values)]
+    client = warehouse.client(settings)
+    migrate(client, database)
+    t0 = time.perf_counter()
+    for i in range(0, len(rows), 50_000):
+        client.insert(f"{database}.scans_store", rows[i:i + 50_000], column_names=COLUMNS)
+    rate = len(rows) / (time.perf_counter() - t0)
+    client.close()
+    return rate
+
+
+def loader_run(settings: Settings, n: int, database: str) -> tuple[float, float]:
+    env = {**os.environ, **settings.model_copy(update={
+        "scans_topic": TOPIC, "clickhouse_database": database, "loader_group": f"bench-loader-{uuid.uuid4().hex[:6]}",
+        "loader_metrics_port": free_port()}).to_env()}
+    client = warehouse.client(settings)
+    migrate(client, database)
+    proc = subprocess.Popen([sys.executable, "-m", "quacknet.loader"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ps, peak, t0 = psutil.Process(proc.pid), 0.0, time.perf_counter()
+    try:
+        while client.command(f"SELECT count() FROM {database}.scans") < n:
+            peak = max(peak, ps.memory_info().rss / 2**20)
+            time.sleep(0.25)
+        elapsed = time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        client.close()
+    return n / elapsed, peak
+
+
+def freshness(settings: Settings, rate: int, seconds: int) -> tuple[float, float, int]:
+    """Offer `rate` scans/s through the API (batches of 10 every 10 ms); loaded_at - 202 time."""
+    key = credentials.read(settings)["QUACKNET_API_KEY"]
+    url = f"http://{settings.api_host}:{settings.api_port}/v1/scans"
+    sent: dict[str, float] = {}
+    per_tick, tick = rate // 100, 0.01
+    start = time.time()
+    for i in range(seconds * 100):
+        batch = [scan_payload(f"fresh-{j % 100}") for j in range(per_tick)]
+        req = urllib.request.Request(url, data=json.dumps(batch).encode(), method="POST",
+                                     headers={"X-API-Key": key, "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 202
+        now = time.time()
+        for scan in batch:
+            sent[scan["scan_id"]] = now
+        time.sleep(max(0.0, start + (i + 1) * tick - time.time()))
+    client = warehouse.client(settings)
+    ids = list(sent)
+    deadline = time.time() + 60
+    loaded: dict[str, float] = {}
+    while len(loaded) < len(ids) and time.time() < deadline:
+        for i in range(0, len(ids), 2000):
+            chunk = [x for x in ids[i:i + 2000] if x not in loaded]
+            if not chunk:
+                continue
+            rows = client.query(f"SELECT toString(scan_id), toUnixTimestamp64Milli(loaded_at) FROM {settings.clickhouse_database}.scans "
+                                "WHERE scan_id IN {ids:Array(UUID)}", parameters={"ids": chunk}).result_rows
+            loaded.update({sid: ms / 1000 for sid, ms in rows})
+        time.sleep(0.5)
+    lags = sorted(loaded[s] - sent[s] for s in loaded)
+    return statistics.median(lags), lags[int(len(lags) * 0.99) - 1], len(ids) - len(loaded)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scans", type=int, default=1_000_000)
+    parser.add_argument("--freshness", type=int, default=0, help="scans/s to offer through the API (0: skip)")
+    parser.add_argument("--freshness-seconds", type=int, default=30)
+    args = parser.parse_args()
+    settings = Settings()
+    db_raw, db_loader = f"bench_raw_{uuid.uuid4().hex[:6]}", f"bench_loader_{uuid.uuid4().hex[:6]}"
+    values = make_backlog(settings, args.scans)
+    consume = raw_consume(settings, args.scans)
+    insert = raw_insert(settings, values, db_raw)
+    del values
+    loader, rss = loader_run(settings, args.scans, db_loader)
+    client = warehouse.client(settings)
+    for db in (db_raw, db_loader):
+        client.command(f"DROP DATABASE IF EXISTS {db} SYNC")
+    qkafka.admin(settings).delete_topics([TOPIC])
+    base = min(consume, insert)
+    print(f"backlog                     {args.scans:,} scans on {TOPIC} (6 partitions)")
+    print(f"(1) raw consume             {consume:>10,.0f} msgs/s")
+    print(f"(2) raw insert              {insert:>10,.0f} rows/s  (clickhouse-connect, 50,000-row batches)")
+    print(f"(3) loader end to end       {loader:>10,.0f} scans/s  = {loader / base:.0%} of min(1, 2)  (target >= 70%)")
+    print(f"loader peak RSS             {rss:,.0f} MiB  (target < 400 MiB)")
+    if args.freshness:
+        p50, p99, missing = freshness(settings, args.freshness, args.freshness_seconds)
+        print(f"freshness @ {args.freshness}/s via API  p50 {p50:.2f} s  p99 {p99:.2f} s  (target p99 <= 2 s), "
+              f"not visible after 60 s: {missing}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The Kafka -> ClickHouse loader (consumer group ``clickhouse-loader``)."""

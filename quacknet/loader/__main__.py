@@ -1,0 +1,3 @@
+from quacknet.loader.run import main
+
+main()
