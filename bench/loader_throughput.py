@@ -21,13 +21,11 @@ import random
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import uuid
 
 import psutil
-from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from quacknet import kafka as qkafka
