@@ -19,6 +19,8 @@ def _gateway_command(s: Settings) -> list[str]:
         sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
         "--threads", str(s.gateway_threads), "--bind", f"{s.clickhouse_host}:{s.clickhouse_port}",
         "--timeout", "300", "--graceful-timeout", "30", "--keep-alive", "60",
+        # ClickHouse accepts URIs up to 1 MiB (http_max_uri_size); clients put query parameters there.
+        "--limit-request-line", "0",
         "--error-logfile", "-", "--log-level", "warning",
         "quacknet.devstack.chgateway.app:create_app()",
     ]

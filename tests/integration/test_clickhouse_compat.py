@@ -69,6 +69,14 @@ def test_server_side_parameters(ch, database):
     assert got.result_rows == [(2,)]
 
 
+def test_large_parameter_arrays_in_commands_and_queries(ch, database):
+    ids = [uuid.UUID(int=i) for i in range(1, 3001)]  # ~110 KB of URL parameters
+    ch.command(f"CREATE TABLE {database}.u (id UUID) ENGINE = MergeTree ORDER BY id")
+    ch.insert(f"{database}.u", [(i,) for i in ids[:2000]], column_names=["id"])
+    ch.command(f"DELETE FROM {database}.u WHERE id IN {{ids:Array(UUID)}}", parameters={"ids": ids[:1500]})
+    assert ch.query(f"SELECT count() FROM {database}.u WHERE id IN {{ids:Array(UUID)}}", parameters={"ids": ids}).result_rows == [(500,)]
+
+
 def test_per_call_settings_apply_to_that_call_only(ch, database):
     default = ch.command("SELECT getSetting('max_threads')")
     assert ch.command("SELECT getSetting('max_threads')", settings={"max_threads": 1}) == 1
