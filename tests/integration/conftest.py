@@ -7,6 +7,9 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from quacknet.devstack.supervisor import free_port
+from quacknet.warehouse.migrations import migrate
+
 pytestmark = pytest.mark.integration
 
 
@@ -71,3 +74,15 @@ def read_topic(settings, topic: str, timeout_s: float = 30.0) -> list:
         return messages
     finally:
         consumer.close()
+
+
+@pytest.fixture
+def lsettings(stack, admin, ch, topic, database, unique_name):
+    migrate(ch, database)  # the loader migrates too; the tests read before it may have
+    dlq = f"{topic}.dlq"
+    admin.create_topics([NewTopic(dlq, 3, 1)])[dlq].result(timeout=30)
+    yield stack.model_copy(update={
+        "scans_topic": topic, "dlq_topic": dlq, "clickhouse_database": database, "loader_batch_seconds": 0.3,
+        "loader_batch_rows": 5_000, "loader_group": f"loader-{unique_name}", "loader_metrics_port": free_port(),
+    })
+    admin.delete_topics([dlq])

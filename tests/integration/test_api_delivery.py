@@ -4,7 +4,6 @@ flushes what is queued. These tests run their own broker or API so the shared st
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 
 import pytest
@@ -17,19 +16,11 @@ from quacknet.devstack.services import API, KAFKA
 from quacknet.devstack.supervisor import free_port, Supervisor
 from quacknet.scan import decode
 from tests.integration.conftest import read_topic
+from tests.integration.helpers import wait_for
 from tests.integration.test_api import key_store, post
 from quacknet.samples import scan_payload
 
 
-
-def _wait_for(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 @pytest.fixture
@@ -64,13 +55,13 @@ def test_a_broker_outage_spools_scans_and_delivers_every_one_when_it_is_back(own
             resp = post(client, during[start:start + 100])
             assert resp.status_code == 202, resp.json  # fire-and-forget: the phone is not kept waiting
         sent += during
-        _wait_for(lambda: delivery.spool.depth() == 300, 30, "the undeliverable scans to be spooled")
+        wait_for(lambda: delivery.spool.depth() == 300, 30, "the undeliverable scans to be spooled")
         assert client.get("/readyz").status_code == 503
         metrics = client.get("/metrics").get_data(as_text=True)
         assert "quacknet_delivery_spooled_total 300.0" in metrics
 
         sup.start(KAFKA)
-        _wait_for(lambda: delivery.spool.depth() == 0, 60, "the spool to drain")
+        wait_for(lambda: delivery.spool.depth() == 0, 60, "the spool to drain")
         assert client.get("/readyz").status_code == 200
     finally:
         app.extensions["quacknet.close"]()

@@ -4,114 +4,31 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
 
-import pytest
-from confluent_kafka import TopicPartition
-from confluent_kafka.admin import NewTopic
 
 from quacknet import kafka as qkafka
 from quacknet.devstack.services import CLICKHOUSE
 from quacknet.devstack.supervisor import Supervisor, free_port
-from quacknet.loader.run import Loader
 from quacknet.samples import scan_payload
 from quacknet.scan import Scan, encode, validate_submission
 from quacknet.warehouse import client as ch_client
 from quacknet.warehouse.migrations import migrate
 from tests.integration.conftest import read_topic
-
-
-def _wait_for(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
-@pytest.fixture
-def lsettings(stack, admin, ch, topic, database, unique_name):
-    migrate(ch, database)  # the loader migrates too; the tests read before it may have
-    dlq = f"{topic}.dlq"
-    admin.create_topics([NewTopic(dlq, 3, 1)])[dlq].result(timeout=30)
-    yield stack.model_copy(update={
-        "scans_topic": topic, "dlq_topic": dlq, "clickhouse_database": database, "loader_batch_seconds": 0.3,
-        "loader_batch_rows": 5_000, "loader_group": f"loader-{unique_name}", "loader_metrics_port": free_port(),
-    })
-    admin.delete_topics([dlq])
-
-
-def produce(settings, n: int, rng: random.Random | None = None, devices: int = 50) -> list[str]:
-    rng = rng or random.Random()
-    now = dt.datetime.now(dt.timezone.utc)
-    producer = qkafka.producer(settings)
-    ids = []
-    for i in range(n):
-        scan = Scan.received(validate_submission(scan_payload(f"phone-{i % devices}", rng=rng, now=now), now), now)
-        producer.produce(settings.scans_topic, key=scan.device_id.encode(), value=encode(scan))
-        ids.append(str(scan.scan_id))
-        if i % 5000 == 4999:
-            producer.poll(0)
-    assert producer.flush(30) == 0
-    return ids
-
-
-def count(ch, settings) -> int:
-    return ch.command(f"SELECT count() FROM {settings.clickhouse_database}.scans")
-
-
-def stored_ids(ch, settings) -> list[str]:
-    return [str(r[0]) for r in ch.query(f"SELECT scan_id FROM {settings.clickhouse_database}.scans").result_rows]
-
-
-def committed(settings, group: str) -> dict[int, int]:
-    consumer = qkafka.consumer(settings, group)
-    try:
-        parts = [TopicPartition(settings.scans_topic, p) for p in range(6)]
-        # a partition with nothing committed reports OFFSET_INVALID (-1001): nothing consumed, i.e. 0
-        return {tp.partition: max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10)}
-    finally:
-        consumer.close()
-
-
-def end_offsets(settings) -> dict[int, int]:
-    consumer = qkafka.consumer(settings, "watermarks")
-    try:
-        return {p: consumer.get_watermark_offsets(TopicPartition(settings.scans_topic, p), timeout=10)[1] for p in range(6)}
-    finally:
-        consumer.close()
-
-
-class LoaderThread:
-    def __init__(self, settings, group: str | None = None):
-        self.loader = Loader(settings, group=group)
-        self.thread = threading.Thread(target=self.loader.run, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.loader.stop()
-        self.thread.join(timeout=60)
-        assert not self.thread.is_alive()
-
-
-def loader_process(settings) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "quacknet.loader"], env={**os.environ, **settings.to_env()},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+from tests.integration.helpers import (
+    LoaderThread, committed, count, end_offsets, loader_process, produce, stored_ids, wait_for,
+)
 
 
 def test_a_normal_run_stores_every_scan_once_and_commits_behind_it(lsettings, ch):
     ids = produce(lsettings, 6000)
     loader = LoaderThread(lsettings)
     try:
-        _wait_for(lambda: count(ch, lsettings) == 6000, 60, "6000 rows")
+        wait_for(lambda: count(ch, lsettings) == 6000, 60, "6000 rows")
     finally:
         loader.stop()
     assert sorted(stored_ids(ch, lsettings)) == sorted(ids)
@@ -137,8 +54,8 @@ def test_poison_messages_go_to_the_dead_letter_topic_with_their_origin(lsettings
     more = produce(lsettings, 100)
     loader = LoaderThread(lsettings)
     try:
-        _wait_for(lambda: count(ch, lsettings) == 200, 60, "the good rows")
-        _wait_for(lambda: committed(lsettings, lsettings.loader_group) == end_offsets(lsettings), 30, "commit past the poison")
+        wait_for(lambda: count(ch, lsettings) == 200, 60, "the good rows")
+        wait_for(lambda: committed(lsettings, lsettings.loader_group) == end_offsets(lsettings), 30, "commit past the poison")
     finally:
         loader.stop()
     assert sorted(stored_ids(ch, lsettings)) == sorted(good + more)
@@ -165,7 +82,7 @@ def test_the_same_scan_twice_is_counted_once(lsettings, ch):
     producer.flush(10)
     loader = LoaderThread(lsettings)
     try:
-        _wait_for(lambda: committed(lsettings, lsettings.loader_group) == end_offsets(lsettings), 30, "commit")
+        wait_for(lambda: committed(lsettings, lsettings.loader_group) == end_offsets(lsettings), 30, "commit")
     finally:
         loader.stop()
     rows = ch.query(f"SELECT scan_id, received_at FROM {lsettings.clickhouse_database}.scans").result_rows
@@ -189,7 +106,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_doubles_nothing(lsettings, c
             kills += 1
         producing.join(timeout=120)
         proc = loader_process(lsettings)
-        _wait_for(lambda: count(ch, lsettings) == len(ids), 120, f"{len(ids)} rows after {kills} kills")
+        wait_for(lambda: count(ch, lsettings) == len(ids), 120, f"{len(ids)} rows after {kills} kills")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:
@@ -204,10 +121,10 @@ def test_a_second_loader_joining_rebalances_without_loss_or_doubles(lsettings, c
     first = LoaderThread(lsettings)
     second = None
     try:
-        _wait_for(lambda: count(ch, lsettings) > 0, 60, "the first loader to store something")
+        wait_for(lambda: count(ch, lsettings) > 0, 60, "the first loader to store something")
         second = LoaderThread(lsettings)
         ids += produce(lsettings, 10_000)
-        _wait_for(lambda: count(ch, lsettings) == 20_000, 120, "20000 rows with two loaders")
+        wait_for(lambda: count(ch, lsettings) == 20_000, 120, "20000 rows with two loaders")
     finally:
         if second:
             second.stop()
@@ -219,7 +136,7 @@ def test_a_second_loader_joining_rebalances_without_loss_or_doubles(lsettings, c
 def test_sigterm_stores_and_commits_what_was_consumed(lsettings, ch):
     produce(lsettings, 8000)
     proc = loader_process(lsettings)
-    _wait_for(lambda: count(ch, lsettings) > 0, 60, "the loader to start storing")
+    wait_for(lambda: count(ch, lsettings) > 0, 60, "the loader to start storing")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     done = committed(lsettings, lsettings.loader_group)
@@ -239,7 +156,7 @@ def test_another_consumer_group_reads_the_same_topic_independently(lsettings, ch
         while len(seen) < 3000 and time.monotonic() < deadline:
             seen += [m for m in analytics.consume(1000, timeout=0.5) if m.error() is None]
         analytics.commit(asynchronous=False)
-        _wait_for(lambda: count(ch, lsettings) == 3000, 60, "the loader")
+        wait_for(lambda: count(ch, lsettings) == 3000, 60, "the loader")
     finally:
         analytics.close()
         loader.stop()
@@ -258,14 +175,14 @@ def test_clickhouse_down_for_a_while_then_back(lsettings, tmp_path):
     ids = produce(own, 3000)
     loader = LoaderThread(own)
     try:
-        _wait_for(lambda: count(client, own) == 3000, 60, "the first rows")
+        wait_for(lambda: count(client, own) == 3000, 60, "the first rows")
         sup.stop(CLICKHOUSE)  # ClickHouse goes away while scans keep coming
         ids += produce(own, 3000)
         time.sleep(3)
         assert loader.loader.metrics.insert_failures._value.get() > 0
         sup.start(CLICKHOUSE)
         client = ch_client(own)
-        _wait_for(lambda: count(client, own) == 6000, 90, "the loader to recover by itself")
+        wait_for(lambda: count(client, own) == 6000, 90, "the loader to recover by itself")
     finally:
         loader.stop()
         sup.stop(CLICKHOUSE)

@@ -13,9 +13,7 @@ from confluent_kafka import TopicPartition
 from quacknet import kafka as qkafka
 from quacknet import offsets, replay
 from quacknet.devstack import kafka as devkafka
-from tests.integration.test_loader import (
-    LoaderThread, _wait_for, committed, count, end_offsets, lsettings, produce, stored_ids,  # noqa: F401 (fixture)
-)
+from tests.integration.helpers import LoaderThread, committed, count, end_offsets, produce, stored_ids, wait_for
 
 
 def _now() -> dt.datetime:
@@ -32,7 +30,7 @@ def test_a_deleted_time_range_is_restored_exactly_and_replaying_twice_changes_no
     c = produce(lsettings, 1500)
     loader = LoaderThread(lsettings)
     try:
-        _wait_for(lambda: count(ch, lsettings) == 4500, 60, "the load")
+        wait_for(lambda: count(ch, lsettings) == 4500, 60, "the load")
         db = lsettings.clickhouse_database
         ch.command(f"DELETE FROM {db}.scans_store WHERE scan_id IN {{ids:Array(UUID)}}", parameters={"ids": b})
         assert count(ch, lsettings) == 3000
@@ -115,7 +113,7 @@ def test_to_datetime_agrees_with_the_tool_and_the_reset_is_refused_while_members
 
     loader = LoaderThread(lsettings)
     try:
-        _wait_for(lambda: count(ch, lsettings) == 1200, 60, "the load")
+        wait_for(lambda: count(ch, lsettings) == 1200, 60, "the load")
         with pytest.raises(offsets.OffsetResetError, match="active member"):
             offsets.execute(lsettings, group, lsettings.scans_topic, plan)
     finally:
@@ -126,7 +124,7 @@ def test_to_datetime_agrees_with_the_tool_and_the_reset_is_refused_while_members
     # the live loader re-consumes from there without duplicating a row
     loader = LoaderThread(lsettings)
     try:
-        _wait_for(lambda: committed(lsettings, group) == end_offsets(lsettings), 60, "the re-consumption")
+        wait_for(lambda: committed(lsettings, group) == end_offsets(lsettings), 60, "the re-consumption")
     finally:
         loader.stop()
     assert count(ch, lsettings) == 1200
