@@ -40,6 +40,26 @@ class ResetSpec:
             raise OffsetResetError("an offsets reset needs {partition: offset}")
 
 
+def spec_from_params(params: dict) -> ResetSpec:
+    """The reset form's params as a ResetSpec (a readable error for a bad form)."""
+    kind = params.get("kind")
+    if kind == "datetime":
+        raw = params.get("datetime") or ""
+        try:
+            when = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise OffsetResetError(f"datetime={raw!r} is not an ISO 8601 time") from None
+        return ResetSpec("datetime", when=when)
+    if kind == "offsets":
+        try:
+            return ResetSpec("offsets", offsets={int(p): int(o) for p, o in (params.get("offsets") or {}).items()})
+        except (TypeError, ValueError):
+            raise OffsetResetError(f'offsets must look like {{"0": 123}}, got {params.get("offsets")!r}') from None
+    if kind == "shift":
+        return ResetSpec("shift", shift=int(params.get("shift") or 0))
+    return ResetSpec(kind)
+
+
 @dataclass(frozen=True)
 class PartitionReset:
     partition: int

@@ -52,6 +52,33 @@ class ReplayResult:
     duplicates_in_batch: int
 
 
+def parse_time(value: str, name: str) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ReplayError(f"{name}={value!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise ReplayError(f"{name}={value!r} has no timezone; give UTC, e.g. 2026-11-26T12:00:00Z")
+    return parsed
+
+
+def plan_arguments(params: dict) -> dict:
+    """The replay form's params as ``plan`` keyword arguments (a readable error for a bad form)."""
+    partitions = [int(p) for p in params.get("partitions") or []] or None
+    if params.get("start_time"):
+        end = params.get("end_time")
+        return {"start_time": parse_time(params["start_time"], "start_time"),
+                "end_time": parse_time(end, "end_time") if end else None, "partitions": partitions}
+    raw = params.get("offsets") or {}
+    if not raw:
+        raise ReplayError("give a time range (start_time) or explicit offsets")
+    try:
+        offsets = {int(p): (int(r[0]), int(r[1])) for p, r in raw.items()}
+    except (TypeError, ValueError, IndexError, KeyError):
+        raise ReplayError(f'offsets must look like {{"0": [start, end]}}, got {raw!r}') from None
+    return {"offsets": offsets, "partitions": partitions}
+
+
 def _ms(value: dt.datetime) -> int:
     if value.tzinfo is None:
         raise ReplayError(f"{value.isoformat()} has no timezone; give UTC times")
