@@ -8,7 +8,7 @@ from confluent_kafka import TopicPartition
 
 from quacknet import kafka as qkafka
 from tests.integration.airflow.conftest import load_dagbag
-from tests.integration.helpers import committed, count, end_offsets, produce
+from tests.integration.helpers import committed, count, end_offsets, produce, wait_for
 
 
 def _dag(airflow_db, dag_id: str):
@@ -18,8 +18,10 @@ def _dag(airflow_db, dag_id: str):
 def test_kafka_topics_dag_reconciles_the_declared_topics(airflow_db, connections, stack, admin):
     run = _dag(airflow_db, "kafka_topics").test(run_conf={"dry_run": False})
     assert run.state == "success"
+    # a created topic reaches every broker's metadata cache a moment after the controller accepted it
+    wait_for(lambda: {stack.scans_topic, stack.dlq_topic} <= set(admin.list_topics(timeout=10).topics), 20, "the topics")
     topics = admin.list_topics(timeout=10).topics
-    assert len(topics[stack.scans_topic].partitions) == 6 and stack.dlq_topic in topics
+    assert len(topics[stack.scans_topic].partitions) == 6 and len(topics[stack.dlq_topic].partitions) == 3
     again = _dag(airflow_db, "kafka_topics").test(run_conf={"dry_run": True})
     assert again.state == "success"
 
