@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     loader_metrics_port: int = 9108
     loader_retry_max_s: float = 10.0
 
+    # Airflow (local stack)
+    airflow_host: str = "127.0.0.1"
+    airflow_port: int = 8080
+
     service_start_timeout_s: float = 120.0
 
     @model_validator(mode="after")

@@ -8,7 +8,7 @@ import urllib.request
 
 from quacknet import kafka as kafka_clients
 from quacknet import topics, warehouse
-from quacknet.devstack import credentials, kafka
+from quacknet.devstack import airflow, credentials, kafka
 from quacknet.warehouse.migrations import migrate
 from quacknet.devstack.supervisor import Service
 from quacknet.settings import PROJECT_ROOT, Settings
@@ -110,7 +110,23 @@ LOADER = Service(
     stop_timeout_s=90.0,
 )
 
-SERVICES: list[Service] = [KAFKA, CLICKHOUSE, API, LOADER]
+def _airflow(name: str, component: str, health_key: str | None, **kw) -> Service:
+    return Service(
+        name=name, command=airflow.command(component), healthy=airflow.component_healthy(health_key),
+        ports=lambda s: [s.airflow_port] if component == "api-server" else [],
+        describe=lambda s: f"Airflow {component} http://{s.airflow_host}:{s.airflow_port}",
+        env=airflow.env, stop_timeout_s=60.0, **kw,
+    )
+
+
+AIRFLOW = [
+    _airflow("airflow-apiserver", "api-server", None, prepare=airflow.prepare),
+    _airflow("airflow-scheduler", "scheduler", "scheduler"),
+    _airflow("airflow-dag-processor", "dag-processor", "dag_processor"),
+    _airflow("airflow-triggerer", "triggerer", "triggerer"),
+]
+
+SERVICES: list[Service] = [KAFKA, CLICKHOUSE, API, LOADER, *AIRFLOW]
 
 
 def by_name(names: list[str] | None) -> list[Service]:

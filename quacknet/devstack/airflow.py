@@ -1,0 +1,99 @@
+"""The real Airflow 3 components for the local stack: api-server, scheduler, dag-processor, triggerer.
+
+SQLite metadata and the LocalExecutor under ``.quacknet/data/airflow``; the admin's generated
+password and the JWT secret are kept there (the password also in credentials.env); connections
+``kafka_default`` and ``clickhouse_default`` come from AIRFLOW_CONN_* built from the settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import urllib.request
+
+from quacknet.devstack import credentials
+from quacknet.settings import PROJECT_ROOT, Settings
+
+ADMIN = "admin"
+
+
+def home(settings: Settings):
+    return settings.data_dir("airflow")
+
+
+def env(settings: Settings) -> dict[str, str]:
+    h = home(settings)
+    base = f"http://{settings.airflow_host}:{settings.airflow_port}"
+    return {
+        "AIRFLOW_HOME": str(h),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{h}/airflow.db",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
+        "AIRFLOW__API__BASE_URL": base,
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret(settings),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(h / "passwords.json"),
+        "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": settings.kafka_bootstrap_servers}}),
+        "AIRFLOW_CONN_CLICKHOUSE_DEFAULT": json.dumps({
+            "conn_type": "clickhouse", "host": settings.clickhouse_host, "port": settings.clickhouse_port,
+            "login": settings.clickhouse_user, "password": settings.clickhouse_password.get_secret_value(),
+            "schema": settings.clickhouse_database}),
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+
+
+def _secret(settings: Settings) -> str:
+    path = home(settings) / "jwt_secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        os.chmod(path, 0o600)
+    return path.read_text().strip()
+
+
+def admin_password(settings: Settings) -> str:
+    return json.loads((home(settings) / "passwords.json").read_text())[ADMIN]
+
+
+def prepare(settings: Settings) -> None:
+    """Migrate the metadata database and make the admin's password (once)."""
+    h = home(settings)
+    h.mkdir(parents=True, exist_ok=True)
+    passwords = h / "passwords.json"
+    if not passwords.exists():
+        passwords.write_text(json.dumps({ADMIN: secrets.token_urlsafe(16)}))
+        os.chmod(passwords, 0o600)
+    credentials.write(settings, {"AIRFLOW_ADMIN_USER": ADMIN, "AIRFLOW_ADMIN_PASSWORD": admin_password(settings)})
+    done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env={**os.environ, **env(settings)},
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+
+
+def command(component: str):
+    def build(settings: Settings) -> list[str]:
+        cmd = [sys.executable, "-m", "airflow", component]
+        if component == "api-server":
+            cmd += ["--host", settings.airflow_host, "--port", str(settings.airflow_port)]
+        return cmd
+    return build
+
+
+def health(settings: Settings) -> dict:
+    url = f"http://{settings.airflow_host}:{settings.airflow_port}/api/v2/monitor/health"
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return json.loads(resp.read())
+
+
+def component_healthy(key: str | None):
+    def check(settings: Settings) -> bool:
+        state = health(settings)
+        return state["metadatabase"]["status"] == "healthy" if key is None else state[key]["status"] == "healthy"
+    return check
