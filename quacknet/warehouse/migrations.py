@@ -54,8 +54,15 @@ def _scans_view() -> str:
     return f"CREATE VIEW IF NOT EXISTS {{db}}.scans AS SELECT {columns} FROM {{db}}.scans_store FINAL"
 
 
+AUDIT_FINDINGS = """CREATE TABLE IF NOT EXISTS {db}.audit_findings (
+    run_at DateTime64(3, 'UTC'), check LowCardinality(String), subject String, topic String, partition Int32,
+    ok Bool, value Float64, limit Float64, message String
+) ENGINE = MergeTree PARTITION BY toYYYYMM(run_at) ORDER BY (run_at, check, topic, partition)
+TTL toDateTime(run_at) + INTERVAL 90 DAY"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "scans store and exact view", (_scans_store(), _scans_view())),
+    Migration(2, "retention audit findings", (AUDIT_FINDINGS,)),
 )
 
 

@@ -56,3 +56,13 @@ def test_offset_reset_dag_dry_runs_by_default_and_then_resets(airflow_db, connec
     assert set(committed(lsettings, group).values()) == {0}  # the dry run changed nothing
     assert _dag(airflow_db, "offset_reset").test(run_conf={**conf, "dry_run": False}).state == "success"
     assert committed(lsettings, group) == end_offsets(lsettings)
+
+
+def test_retention_audit_dag_passes_on_a_healthy_cluster_and_stores_findings(airflow_db, connections, stack, admin, ch, database):
+    from quacknet import topics
+
+    topics.reconcile(admin, topics.specs(stack))
+    connections(stack.model_copy(update={"clickhouse_database": database}))
+    run = _dag(airflow_db, "retention_audit").test(run_conf={"groups": [f"nobody-{database}"], "min_hours_left": 1.0})
+    assert run.state == "success"
+    assert ch.command(f"SELECT count() FROM {database}.audit_findings WHERE check = 'retention' AND ok") == 4

@@ -8,7 +8,7 @@ import pytest
 
 from tests.integration.airflow.conftest import load_dagbag
 
-EXPECTED = {"kafka_topics", "replay_to_clickhouse", "offset_reset"}
+EXPECTED = {"kafka_topics", "replay_to_clickhouse", "offset_reset", "retention_audit"}
 
 
 @pytest.fixture(scope="module")
