@@ -64,8 +64,9 @@ def lag_horizon_findings(settings: Settings, group: str, topic: str, retention_m
             position = tp.offset if tp.offset >= 0 else low
             lag = max(0, high - position)
             if lag == 0:
-                findings.append(Finding("lag_horizon", topic, tp.partition, True, float("inf"), min_hours,
-                                        f"{topic}[{tp.partition}]: group {group} is caught up", group))
+                # nothing unread: the horizon is the whole retention
+                findings.append(Finding("lag_horizon", topic, tp.partition, True, round(retention_ms / 3_600_000, 3),
+                                        min_hours, f"{topic}[{tp.partition}]: group {group} is caught up", group))
                 continue
             if position < low:  # retention already deleted what the group had not read
                 findings.append(Finding("lag_horizon", topic, tp.partition, False, 0.0, min_hours,
@@ -100,8 +101,7 @@ def _timestamp_at(consumer, topic: str, partition: int, offset: int) -> float:
 def store(client, database: str, run_at: dt.datetime, findings: list[Finding]) -> None:
     if not findings:
         return
-    rows = [[run_at, f.check, f.subject, f.topic, f.partition, f.ok, f.value if f.value != float("inf") else 1e18,
-             f.limit, f.message] for f in findings]
+    rows = [[run_at, f.check, f.subject, f.topic, f.partition, f.ok, f.value, f.limit, f.message] for f in findings]
     client.insert(f"{database}.audit_findings", rows,
                   column_names=["run_at", "check", "subject", "topic", "partition", "ok", "value", "limit", "message"])
 
