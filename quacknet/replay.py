@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_END, TopicPartition
 
 from quacknet import kafka, warehouse
-from quacknet.loader.steps import COLUMNS, Batch, dead_letter_headers, decode_message
+from quacknet.loader.steps import Batch, dead_letter, decode_message, insert_rows
 from quacknet.logs import get_logger
 from quacknet.settings import Settings
 
@@ -164,12 +164,10 @@ def copy(settings: Settings, topic: str, ranges: list[PartitionRange], database:
                     del remaining[msg.partition()]
             if batch.messages >= batch_rows or (batch.messages and not remaining):
                 if batch.rows:
-                    client.raw_insert(f"{database}.scans_store", COLUMNS, batch.json_rows(), fmt="JSONEachRow",
-                                      settings={"date_time_input_format": "best_effort"})
-                for poison in batch.poison:
-                    dlq.produce(settings.dlq_topic, key=poison.message.key(), value=poison.message.value(),
-                                headers=dead_letter_headers(poison))
-                dlq.flush(30)
+                    insert_rows(client, database, batch.json_rows())
+                if dead_letter(dlq, settings.dlq_topic, batch.poison) != 0:
+                    raise ReplayError(f"the dead-letter topic {settings.dlq_topic} did not take "
+                                      f"{len(batch.poison)} poison message(s); nothing is lost, run the replay again")
                 read, dead, dups = read + batch.messages, dead + len(batch.poison), dups + batch.duplicates
                 batch = Batch()
                 log.info("replay.progress", read=read, total=total, percent=round(100 * read / max(total, 1), 1))

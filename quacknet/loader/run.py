@@ -20,7 +20,7 @@ from confluent_kafka import KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from quacknet import kafka, warehouse
-from quacknet.loader.steps import COLUMNS, Batch, dead_letter_headers, decode_message
+from quacknet.loader.steps import Batch, dead_letter, decode_message, insert_rows
 from quacknet.logs import get_logger
 from quacknet.settings import Settings
 from quacknet.warehouse.migrations import migrate
@@ -96,13 +96,11 @@ class Loader:
             return True
         if batch.rows and not self._insert(batch.json_rows(), attempts):
             return False
-        for poison in batch.poison:
-            self.dlq.produce(self.settings.dlq_topic, key=poison.message.key(), value=poison.message.value(),
-                             headers=dead_letter_headers(poison))
-            self.metrics.dead_lettered.labels(poison.reason).inc()
-        if batch.poison and self.dlq.flush(30) != 0:
+        if dead_letter(self.dlq, self.settings.dlq_topic, batch.poison) != 0:
             log.error("loader.dlq_not_acknowledged", count=len(batch.poison))
             return False  # not committed: the poison is re-read and dead-lettered again
+        for poison in batch.poison:
+            self.metrics.dead_lettered.labels(poison.reason).inc()
         self.consumer.commit(offsets=batch.commit_offsets(), asynchronous=False)
         self.metrics.inserted.inc(len(batch.rows))
         self.metrics.duplicates.inc(batch.duplicates)
@@ -119,8 +117,7 @@ class Loader:
             tried += 1
             t0 = time.perf_counter()
             try:
-                self.client.raw_insert(f"{self.database}.scans_store", COLUMNS, rows, fmt="JSONEachRow",
-                                       settings={"date_time_input_format": "best_effort"})
+                insert_rows(self.client, self.database, rows)
                 self.metrics.batch_seconds.observe(time.perf_counter() - t0)
                 if paused:
                     self.consumer.resume(self.consumer.assignment())

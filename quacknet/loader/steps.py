@@ -66,6 +66,19 @@ def json_row(scan: Scan, topic: str, partition: int, offset: int) -> tuple[bytes
     return body[:-1] + lineage, topic, partition
 
 
+def insert_rows(client, database: str, rows: bytes) -> None:
+    """The one insert path into the store, for the loader and for replays alike."""
+    client.raw_insert(f"{database}.scans_store", COLUMNS, rows, fmt="JSONEachRow",
+                      settings={"date_time_input_format": "best_effort"})
+
+
+def dead_letter(producer, dlq_topic: str, poison: list[Poison], timeout_s: float = 30) -> int:
+    """Send poison to the dead-letter topic and wait for the broker; returns how many it did not take."""
+    for item in poison:
+        producer.produce(dlq_topic, key=item.message.key(), value=item.message.value(), headers=dead_letter_headers(item))
+    return producer.flush(timeout_s) if poison else 0
+
+
 @dataclass
 class Batch:
     """Rows to insert and, per partition, the next offset to commit once they are stored."""

@@ -6,12 +6,12 @@ import datetime as dt
 import uuid
 
 from quacknet.samples import scan_payload
-from quacknet.scan import CLICKHOUSE_TYPES, Scan, clickhouse_row, validate_submission
+from quacknet.scan import Scan, clickhouse_row, validate_submission
 from quacknet.warehouse import queries
-from quacknet.warehouse.migrations import LINEAGE, MIGRATIONS, migrate
+from quacknet.loader.steps import COLUMNS
+from quacknet.warehouse.migrations import MIGRATIONS, migrate
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-COLUMNS = [*CLICKHOUSE_TYPES, *LINEAGE]
 
 
 def _rows(payloads, received_at=NOW, offset0=0):
