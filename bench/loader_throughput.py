@@ -2,8 +2,10 @@
 
 1. raw consume rate (confluent-kafka, no processing) of a backlog of N scans,
 2. raw ClickHouse insert rate of the same rows through clickhouse-connect (50,000-row batches),
-3. the loader's end-to-end rate over the same backlog (its own process, from the first message to
-   the last row visible in quacknet.scans), with its peak RSS.
+3. the loader's end-to-end rate over the same backlog (its own process, from the first consumed
+   message to the last row visible in quacknet.scans), with its peak RSS and the CPU it and the
+   ClickHouse gateway used,
+4. the same with several loader processes in one consumer group (the way the loader scales).
 Target: (3) >= 70% of min(1, 2); RSS < 400 MB. With --freshness, also offers scans through the
 running API at a fixed rate and reports p50/p99 of (row's loaded_at - the 202's arrival); target
 p99 <= 2 s at 1,000 scans/s. Needs the local stack (`make run`; the API for --freshness).
@@ -92,24 +94,65 @@ def raw_insert(settings: Settings, values: list[bytes], database: str) -> float:
     return rate
 
 
-def loader_run(settings: Settings, n: int, database: str) -> tuple[float, float]:
-    env = {**os.environ, **settings.model_copy(update={
-        "scans_topic": TOPIC, "clickhouse_database": database, "loader_group": f"bench-loader-{uuid.uuid4().hex[:6]}",
-        "loader_metrics_port": free_port()}).to_env()}
+def gateway_process(settings: Settings) -> psutil.Process | None:
+    for proc in psutil.process_iter(["cmdline"]):
+        if "quacknet.devstack.chgateway.app" in " ".join(proc.info["cmdline"] or []):
+            return proc
+    return None
+
+
+def cpu_seconds(proc: psutil.Process | None) -> float:
+    if proc is None:
+        return float("nan")
+    times = [proc.cpu_times(), *(c.cpu_times() for c in proc.children(recursive=True))]
+    return sum(t.user + t.system for t in times)
+
+
+def loader_run(settings: Settings, n: int, database: str, processes: int = 1) -> tuple[float, float, float, float]:
+    """`processes` loaders in one consumer group (they share the partitions), each in its own process,
+    timed from the first consumed message to the last row visible in quacknet.scans."""
+    group = f"bench-loader-{uuid.uuid4().hex[:6]}"
     client = warehouse.client(settings)
     migrate(client, database)
-    proc = subprocess.Popen([sys.executable, "-m", "quacknet.loader"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ps, peak, t0 = psutil.Process(proc.pid), 0.0, time.perf_counter()
+    procs, ports = [], []
+    for _ in range(processes):
+        ports.append(free_port())
+        env = {**os.environ, **settings.model_copy(update={
+            "scans_topic": TOPIC, "clickhouse_database": database, "loader_group": group,
+            "loader_metrics_port": ports[-1]}).to_env()}
+        procs.append(subprocess.Popen([sys.executable, "-m", "quacknet.loader"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    ps, peak = [psutil.Process(p.pid) for p in procs], 0.0
+    gateway = gateway_process(settings)
     try:
-        while client.command(f"SELECT count() FROM {database}.scans") < n:
-            peak = max(peak, ps.memory_info().rss / 2**20)
-            time.sleep(0.25)
+        while sum(consumed(port) for port in ports) == 0:
+            time.sleep(0.02)
+        t0, gateway_cpu, loader_cpu = time.perf_counter(), cpu_seconds(gateway), sum(map(cpu_seconds, ps))
+        # progress from the store's row count (table metadata, no work for the engine): the backlog's
+        # scan_ids are unique, so n stored rows is the whole backlog; the exact view is checked after
+        while client.command(f"SELECT count() FROM {database}.scans_store") < n:
+            peak = max(peak, *(p.memory_info().rss / 2**20 for p in ps))
+            time.sleep(0.1)
         elapsed = time.perf_counter() - t0
+        loader_cpu, gateway_cpu = sum(map(cpu_seconds, ps)) - loader_cpu, cpu_seconds(gateway) - gateway_cpu
+        exact = client.command(f"SELECT count() FROM {database}.scans")
+        assert exact == n, f"quacknet.scans holds {exact:,} rows, expected {n:,}"
     finally:
-        proc.terminate()
-        proc.wait(60)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(60)
         client.close()
-    return n / elapsed, peak
+    return n / elapsed, peak, loader_cpu / elapsed, gateway_cpu / elapsed
+
+
+def consumed(port: int) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("quacknet_loader_consumed_total"))
 
 
 def freshness(settings: Settings, rate: int, seconds: int) -> tuple[float, float, int]:
@@ -149,6 +192,7 @@ def freshness(settings: Settings, rate: int, seconds: int) -> tuple[float, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scans", type=int, default=1_000_000)
+    parser.add_argument("--processes", type=int, default=2, help="also run this many loaders in one group (1: skip)")
     parser.add_argument("--freshness", type=int, default=0, help="scans/s to offer through the API (0: skip)")
     parser.add_argument("--freshness-seconds", type=int, default=30)
     args = parser.parse_args()
@@ -158,9 +202,14 @@ def main() -> None:
     consume = raw_consume(settings, args.scans)
     insert = raw_insert(settings, values, db_raw)
     del values
-    loader, rss = loader_run(settings, args.scans, db_loader)
+    loader, rss, loader_cores, gateway_cores = loader_run(settings, args.scans, db_loader)
+    scaled = None
+    if args.processes > 1:
+        db_scaled = f"bench_scaled_{uuid.uuid4().hex[:6]}"
+        scaled = loader_run(settings, args.scans, db_scaled, args.processes)
+        db_loader = (db_loader, db_scaled)
     client = warehouse.client(settings)
-    for db in (db_raw, db_loader):
+    for db in (db_raw, *(db_loader if isinstance(db_loader, tuple) else [db_loader])):
         client.command(f"DROP DATABASE IF EXISTS {db} SYNC")
     qkafka.admin(settings).delete_topics([TOPIC])
     base = min(consume, insert)
@@ -168,7 +217,12 @@ def main() -> None:
     print(f"(1) raw consume             {consume:>10,.0f} msgs/s")
     print(f"(2) raw insert              {insert:>10,.0f} rows/s  (clickhouse-connect, 50,000-row batches)")
     print(f"(3) loader end to end       {loader:>10,.0f} scans/s  = {loader / base:.0%} of min(1, 2)  (target >= 70%)")
+    print(f"CPU during (3)              loader {loader_cores:.2f} cores, ClickHouse gateway {gateway_cores:.2f} cores "
+          f"(machine has {os.cpu_count()})")
     print(f"loader peak RSS             {rss:,.0f} MiB  (target < 400 MiB)")
+    if scaled:
+        print(f"(4) {args.processes} loaders in one group   {scaled[0]:>10,.0f} scans/s  = {scaled[0] / base:.0%} of min(1, 2); "
+              f"CPU loaders {scaled[2]:.2f} cores, gateway {scaled[3]:.2f} cores; peak RSS per loader {scaled[1]:,.0f} MiB")
     if args.freshness:
         p50, p99, missing = freshness(settings, args.freshness, args.freshness_seconds)
         print(f"freshness @ {args.freshness}/s via API  p50 {p50:.2f} s  p99 {p99:.2f} s  (target p99 <= 2 s), "

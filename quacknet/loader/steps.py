@@ -9,6 +9,7 @@ twice. Within a batch, copies of one ``scan_id`` are dropped before the insert (
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -62,8 +63,13 @@ def json_row(scan: Scan, topic: str, partition: int, offset: int) -> tuple[bytes
     exactly what pydantic accepted), plus its Kafka lineage. Cheaper than building Python rows
     for clickhouse-connect's Native encoder, and the engine parses in its own process."""
     body = scan.__pydantic_serializer__.to_json(scan, exclude_none=True)
-    lineage = b',"kafka_topic":%s,"kafka_partition":%d,"kafka_offset":%d}' % (json.dumps(topic).encode(), partition, offset)
-    return body[:-1] + lineage, topic, partition
+    return body[:-1] + b',"kafka_topic":%s,"kafka_partition":%d,"kafka_offset":%d}' % (
+        _json_string(topic), partition, offset), topic, partition
+
+
+@functools.lru_cache(maxsize=64)
+def _json_string(text: str) -> bytes:
+    return json.dumps(text).encode()
 
 
 def insert_rows(client, database: str, rows: bytes) -> None:
@@ -91,11 +97,12 @@ class Batch:
 
     def add(self, msg: Message, item: Scan | Poison) -> None:
         self.messages += 1
-        self.next_offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        self.next_offsets[(topic, partition)] = offset + 1
         if isinstance(item, Poison):
             self.poison.append(item)
         else:
-            self.rows[item.scan_id] = json_row(item, msg.topic(), msg.partition(), msg.offset())
+            self.rows[item.scan_id] = json_row(item, topic, partition, offset)
 
     def json_rows(self) -> bytes:
         return b"\n".join(row for row, _, _ in self.rows.values())
@@ -109,10 +116,3 @@ class Batch:
 
     def commit_offsets(self) -> list[TopicPartition]:
         return [TopicPartition(topic, partition, offset) for (topic, partition), offset in sorted(self.next_offsets.items())]
-
-    def forget(self, revoked: set[tuple[str, int]]) -> None:
-        """Partitions taken away in a rebalance: their uncommitted messages belong to the new owner."""
-        self.next_offsets = {tp: off for tp, off in self.next_offsets.items() if tp not in revoked}
-        self.rows = {k: r for k, r in self.rows.items() if (r[1], r[2]) not in revoked}
-        self.poison = [p for p in self.poison if (p.message.topic(), p.message.partition()) not in revoked]
-        self.messages = len(self.rows) + len(self.poison)
