@@ -26,13 +26,10 @@ returned. Specs live in one place: `quacknet/topics.py`. Run by `make run`; safe
 def kafka_topics():
     @task
     def reconcile(params=None) -> list[dict]:
-        from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
-
         from quacknet import topics
-        from quacknet.connections import KAFKA_CONN_ID, settings_from_airflow
+        from quacknet.connections import kafka_admin, settings_from_airflow
 
-        admin = KafkaAdminClientHook(kafka_config_id=KAFKA_CONN_ID).get_conn
-        changes = topics.reconcile(admin, topics.specs(settings_from_airflow()), dry_run=params["dry_run"])
+        changes = topics.reconcile(kafka_admin(), topics.specs(settings_from_airflow()), dry_run=params["dry_run"])
         return [{"topic": c.topic, "action": c.action, "detail": c.detail} for c in changes]
 
     reconcile()

@@ -1,5 +1,5 @@
-"""Retention audit, hourly: retention settings against the policy and consumer lag against the
-retention horizon (wiring only; logic in quacknet/audit.py)."""
+"""Retention audit, hourly: retention settings, disk use, lag against the retention horizon and
+Kafka-vs-ClickHouse completeness (wiring only; logic in quacknet/audit.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,26 @@ from airflow.sdk import Param, dag, task
 
 DOC = """
 ### Retention audit
-Hourly. Checks each owned topic's effective `retention.ms`/`retention.bytes` against the policy in
-`quacknet/topics.py`, and how long until each consumer group's oldest unread message is deleted by
-retention (less than `min_hours_left` is a data-loss risk). Findings go to
-`quacknet.audit_findings`; any violation fails the task with a message naming topic, partition and
-numbers. Logic: `quacknet/audit.py`.
+Hourly. Four checks, each its own task, then `report`:
+- **retention_settings**: each owned topic's effective `retention.ms`/`retention.bytes` against the
+  policy in `quacknet/topics.py`;
+- **disk_use**: each broker log dir's size (DescribeLogDirs) against `QUACKNET_AUDIT_DISK_BUDGET_BYTES`,
+  the free share of its volume, and what the owned topics may grow to under their `retention.bytes`;
+- **lag_horizon**: how long until each consumer group's oldest unread message is deleted by retention
+  (less than `min_hours_left` is a data-loss risk);
+- **completeness**: per partition, offsets the loader committed past that are in Kafka but not in
+  ClickHouse (load ledger and row lineage).
+
+`report` stores every finding in `quacknet.audit_findings` (the QuackNet plugin shows the latest run)
+and fails with a message naming topic, partition and numbers if any check found a violation or
+could not run. Logic: `quacknet/audit.py`.
 """
+
+
+def _settings():
+    from quacknet.connections import settings_from_airflow
+
+    return settings_from_airflow()
 
 
 @dag(
@@ -30,38 +44,78 @@ numbers. Logic: `quacknet/audit.py`.
                         description="Groups whose lag is measured against the retention horizon"),
         "min_hours_left": Param(24.0, type="number", minimum=0, title="Minimum hours left",
                                 description="Less time than this before unread data expires is a violation"),
+        "loader_group": Param("clickhouse-loader", type="string", title="Loader group",
+                              description="Completeness covers the offsets this group has committed"),
     },
 )
 def retention_audit():
     @task
-    def audit(params=None) -> list[dict]:
-        import datetime as dt
+    def retention_settings() -> list[dict]:
+        from quacknet import audit, topics
+        from quacknet.connections import kafka_admin
 
-        from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
+        specs = topics.specs(_settings())
+        current = topics.describe(kafka_admin(), [s.name for s in specs])
+        return audit.as_dicts(audit.retention_findings(specs, current))
 
-        from quacknet import audit, topics, warehouse
-        from quacknet.connections import KAFKA_CONN_ID, settings_from_airflow
-        from quacknet.warehouse.migrations import migrate
+    @task
+    def disk_use() -> list[dict]:
+        from quacknet import audit, topics
+        from quacknet.connections import kafka_admin
 
-        settings = settings_from_airflow()
-        specs = topics.specs(settings)
-        current = topics.describe(KafkaAdminClientHook(kafka_config_id=KAFKA_CONN_ID).get_conn, [s.name for s in specs])
-        findings = audit.retention_findings(specs, current)
+        settings = _settings()
+        current = topics.describe(kafka_admin(), [s.name for s in topics.specs(settings)])
+        findings = audit.disk_findings(audit.log_dirs(settings), settings.audit_disk_budget_bytes,
+                                       settings.audit_min_free_ratio)
+        return audit.as_dicts(findings + audit.worst_case_findings(current, settings.audit_disk_budget_bytes))
+
+    @task
+    def lag_horizon(params=None) -> list[dict]:
+        from quacknet import audit, topics
+        from quacknet.connections import kafka_admin
+
+        settings = _settings()
+        current = topics.describe(kafka_admin(), [settings.scans_topic])
         scans = current.get(settings.scans_topic)
         retention_ms = int(scans.configs["retention.ms"]) if scans else 168 * 3_600_000
+        findings = []
         for group in params["groups"]:
-            findings += audit.lag_horizon_findings(settings, group, settings.scans_topic, retention_ms, params["min_hours_left"])
+            findings += audit.lag_horizon_findings(settings, group, settings.scans_topic, retention_ms,
+                                                   params["min_hours_left"])
+        return audit.as_dicts(findings)
+
+    @task
+    def completeness(params=None) -> list[dict]:
+        from quacknet import audit, warehouse
+        from quacknet.warehouse.migrations import migrate
+
+        settings = _settings()
+        client = warehouse.client(settings)
+        migrate(client, settings.clickhouse_database)
+        findings = audit.completeness_findings(settings, client, settings.clickhouse_database,
+                                               params["loader_group"], settings.scans_topic)
+        return audit.as_dicts(findings)
+
+    @task(trigger_rule="all_done", retries=0)
+    def report(results: list) -> list[dict]:
+        import datetime as dt
+
+        from quacknet import audit, warehouse
+        from quacknet.warehouse.migrations import migrate
+
+        settings = _settings()
+        findings = audit.from_dicts([f for result in results if result for f in result])
         client = warehouse.client(settings)
         migrate(client, settings.clickhouse_database)
         audit.store(client, settings.clickhouse_database, dt.datetime.now(dt.timezone.utc), findings)
         for f in findings:
-            print(("OK  " if f.ok else "FAIL") + " " + f.message)
-        problem = audit.violations_message(findings)
+            print(("OK  " if f.ok else "FAIL") + f" [{f.check}] {f.message}")
+        problem = audit.violations_message(findings, checks_not_run=sum(1 for result in results if result is None))
         if problem:
             raise ValueError(problem)
         return audit.as_dicts(findings)
 
-    audit()
+    report([retention_settings(), disk_use(), lag_horizon(), completeness()])
 
 
 retention_audit()

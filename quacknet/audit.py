@@ -4,6 +4,11 @@
   policy (``quacknet.topics``) — the QuackNet article's author filled a 256 GB SSD with a wrong one.
 - ``lag_horizon``: for each consumer group, how long until its oldest unconsumed message is deleted
   by retention. Less than ``min_hours`` left (or already past) is a data-loss risk.
+- ``disk_use`` / ``disk_free`` / ``disk_worst_case``: each broker log dir's size (DescribeLogDirs)
+  against a budget, the volume's free share, and what the owned topics may grow to under their
+  retention.bytes (unbounded is a violation: that is how the SSD filled up).
+- ``completeness``: per partition, Kafka offsets the loader has committed past that no load
+  (``<db>.load_ledger``) covers and no stored row's lineage names: in Kafka, missing in ClickHouse.
 Findings are stored in ``<db>.audit_findings``; ``violations_message`` names topic, partition and
 numbers so a failing task says what is wrong.
 """
@@ -98,6 +103,117 @@ def _timestamp_at(consumer, topic: str, partition: int, offset: int) -> float:
     raise RuntimeError(f"{topic}[{partition}]: could not read offset {offset}")
 
 
+def log_dirs(settings: Settings) -> list[dict]:
+    """DescribeLogDirs of every broker. confluent-kafka has no such call, so this one goes through
+    kafka-python's admin client (the protocol's v4 carries the volume's total and usable bytes)."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers.split(","), client_id="quacknet-audit")
+    try:
+        return admin.describe_log_dirs()
+    finally:
+        admin.close()
+
+
+def disk_findings(brokers: list[dict], budget_bytes: int, min_free_ratio: float) -> list[Finding]:
+    findings = []
+    for broker in brokers:
+        for d in broker["log_dirs"]:
+            where = f"broker {broker['broker']} {d['log_dir']}"
+            if d.get("error_code", 0) != 0:
+                findings.append(Finding("disk_use", "", -1, False, -1, budget_bytes,
+                                        f"{where}: log dir reports error code {d['error_code']} (offline?)", where))
+                continue
+            used = sum(p["partition_size"] for t in d["topics"] for p in t["partitions"])
+            findings.append(Finding("disk_use", "", -1, used <= budget_bytes, used, budget_bytes,
+                                    f"{where}: Kafka logs use {_gib(used)} of a {_gib(budget_bytes)} budget", where))
+            total, usable = d.get("total_bytes", -1), d.get("usable_bytes", -1)
+            if total and total > 0 and usable >= 0:
+                free = usable / total
+                findings.append(Finding("disk_free", "", -1, free >= min_free_ratio, round(free, 4), min_free_ratio,
+                                        f"{where}: {_gib(usable)} of {_gib(total)} free ({free:.1%}; minimum "
+                                        f"{min_free_ratio:.0%})", where))
+    return findings
+
+
+def worst_case_findings(current: dict[str, topics.TopicState], budget_bytes: int) -> list[Finding]:
+    """What the owned topics may hold at most: partitions x (retention.bytes + one active segment)."""
+    total, findings = 0, []
+    for name, state in sorted(current.items()):
+        bound = int(state.configs.get("retention.bytes", "-1"))
+        if bound < 0:
+            findings.append(Finding("disk_worst_case", name, -1, False, -1, budget_bytes,
+                                    f"{name}: retention.bytes is unbounded (-1): only time limits its disk use"))
+            continue
+        total += state.partitions * (bound + int(state.configs.get("segment.bytes", "0")))
+    findings.append(Finding("disk_worst_case", "", -1, total <= budget_bytes, total, budget_bytes,
+                            f"owned topics may grow to {_gib(total)} under their retention.bytes "
+                            f"(budget {_gib(budget_bytes)})"))
+    return findings
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+GAPS = """
+SELECT greatest(prev_end, {low:UInt64}) AS gap_start, first_offset AS gap_end FROM (
+    SELECT first_offset, max(last_offset + 1) OVER (ORDER BY first_offset, last_offset
+                                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
+    FROM {db:Identifier}.load_ledger
+    WHERE topic = {topic:String} AND partition = {partition:UInt16}
+      AND last_offset >= {low:UInt64} AND first_offset < {upto:UInt64})
+WHERE first_offset > greatest(prev_end, {low:UInt64})
+UNION ALL
+SELECT greatest(max(last_offset) + 1, {low:UInt64}), {upto:UInt64} FROM {db:Identifier}.load_ledger
+WHERE topic = {topic:String} AND partition = {partition:UInt16}
+  AND last_offset >= {low:UInt64} AND first_offset < {upto:UInt64}
+HAVING count() = 0 OR max(last_offset) + 1 < {upto:UInt64}
+"""
+
+
+def uncovered(client, database: str, topic: str, partition: int, low: int, upto: int) -> list[tuple[int, int]]:
+    """Offset ranges [start, end) within [low, upto) that no ledger entry covers."""
+    if upto <= low:
+        return []
+    rows = client.query(GAPS, parameters={"db": database, "topic": topic, "partition": partition,
+                                          "low": low, "upto": upto}).result_rows
+    return sorted((int(a), int(b)) for a, b in rows if int(b) > int(a))
+
+
+def missing_offsets(client, database: str, topic: str, partition: int, gaps: list[tuple[int, int]]) -> int:
+    """Of the uncovered offsets, how many no stored row names in its lineage (rows loaded before
+    the ledger existed still count as present)."""
+    if not gaps:
+        return 0
+    cond = " OR ".join(f"(kafka_offset >= {a} AND kafka_offset < {b})" for a, b in gaps)
+    found = client.query(f"SELECT uniqExact(kafka_offset) FROM {database}.scans_store WHERE kafka_topic = {{t:String}} "
+                         f"AND kafka_partition = {{p:UInt16}} AND ({cond})", parameters={"t": topic, "p": partition})
+    return sum(b - a for a, b in gaps) - found.result_rows[0][0]
+
+
+def completeness_findings(settings: Settings, client, database: str, group: str, topic: str) -> list[Finding]:
+    """Per partition: offsets from Kafka's earliest to the group's committed offset must be in ClickHouse."""
+    consumer = kafka.consumer(settings, group)
+    findings = []
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        for tp in consumer.committed([TopicPartition(topic, p) for p in parts], timeout=10):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
+            upto = min(max(tp.offset, low), high) if tp.offset >= 0 else low
+            gaps = uncovered(client, database, topic, tp.partition, low, upto)
+            missing = missing_offsets(client, database, topic, tp.partition, gaps)
+            shown = ", ".join(f"{a}..{b - 1}" for a, b in gaps[:5]) + (" ..." if len(gaps) > 5 else "")
+            findings.append(Finding(
+                "completeness", topic, tp.partition, missing == 0, missing, 0,
+                f"{topic}[{tp.partition}]: {missing} of offsets {low}..{upto - 1} (committed by {group}) are in Kafka "
+                f"but not in ClickHouse; uncovered ranges {shown}" if missing else
+                f"{topic}[{tp.partition}]: offsets {low}..{upto - 1} all loaded", group))
+    finally:
+        consumer.close()
+    return findings
+
+
 def store(client, database: str, run_at: dt.datetime, findings: list[Finding]) -> None:
     if not findings:
         return
@@ -106,12 +222,19 @@ def store(client, database: str, run_at: dt.datetime, findings: list[Finding]) -
                   column_names=["run_at", "check", "subject", "topic", "partition", "ok", "value", "limit", "message"])
 
 
-def violations_message(findings: list[Finding]) -> str | None:
+def violations_message(findings: list[Finding], checks_not_run: int = 0) -> str | None:
     bad = [f for f in findings if not f.ok]
-    if not bad:
+    if not bad and not checks_not_run:
         return None
-    return f"{len(bad)} retention audit violation(s):\n" + "\n".join(f"- [{f.check}] {f.message}" for f in bad)
+    lines = [f"- [{f.check}] {f.message}" for f in bad]
+    if checks_not_run:
+        lines.append(f"- {checks_not_run} check(s) could not run: see their task logs")
+    return f"{len(bad)} retention audit violation(s):\n" + "\n".join(lines)
 
 
 def as_dicts(findings: list[Finding]) -> list[dict]:
     return [asdict(f) for f in findings]
+
+
+def from_dicts(rows: list[dict]) -> list[Finding]:
+    return [Finding(**row) for row in rows]

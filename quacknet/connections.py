@@ -31,3 +31,11 @@ def settings_from_airflow(kafka_conn_id: str = KAFKA_CONN_ID, clickhouse_conn_id
     if ch.schema:
         overrides["clickhouse_database"] = ch.schema
     return Settings(**overrides)
+
+
+def kafka_admin(kafka_conn_id: str = KAFKA_CONN_ID):
+    """The Kafka provider's AdminClient for a connection (confluent-kafka, with the connection's
+    full client config, security settings included)."""
+    from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
+
+    return KafkaAdminClientHook(kafka_config_id=kafka_conn_id).get_conn

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_END, TopicPartition
 
 from quacknet import kafka, warehouse
-from quacknet.loader.steps import Batch, dead_letter, decode_message, insert_rows
+from quacknet.loader.steps import Batch, dead_letter, decode_message, insert_rows, record_loaded
 from quacknet.logs import get_logger
 from quacknet.settings import Settings
+from quacknet.warehouse.migrations import migrate
 
 log = get_logger(__name__)
 
@@ -147,6 +148,7 @@ def copy(settings: Settings, topic: str, ranges: list[PartitionRange], database:
     todo = [r for r in ranges if r.messages]
     total = sum(r.messages for r in todo)
     client = warehouse.client(settings)
+    migrate(client, database)
     before = _present(client, database, topic, todo)
     consumer = kafka.consumer(settings, f"replay-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True})
     dlq = kafka.producer(settings)
@@ -165,6 +167,7 @@ def copy(settings: Settings, topic: str, ranges: list[PartitionRange], database:
             if batch.messages >= batch_rows or (batch.messages and not remaining):
                 if batch.rows:
                     insert_rows(client, database, batch.json_rows())
+                record_loaded(client, database, batch, "replay")
                 if dead_letter(dlq, settings.dlq_topic, batch.poison) != 0:
                     raise ReplayError(f"the dead-letter topic {settings.dlq_topic} did not take "
                                       f"{len(batch.poison)} poison message(s); nothing is lost, run the replay again")

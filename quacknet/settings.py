@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     loader_metrics_port: int = 9108
     loader_retry_max_s: float = 10.0
 
+    # Retention audit
+    audit_disk_budget_bytes: int = Field(8 * 2**30, description="Kafka log dirs may use this much per broker.")
+    audit_min_free_ratio: float = Field(0.10, ge=0, le=1, description="Share of a log dir's volume that must stay free.")
+
     # Airflow (local stack)
     airflow_host: str = "127.0.0.1"
     airflow_port: int = 8080

@@ -78,6 +78,18 @@ def insert_rows(client, database: str, rows: bytes) -> None:
                       settings={"date_time_input_format": "best_effort"})
 
 
+LEDGER_COLUMNS = ["topic", "partition", "first_offset", "last_offset", "source"]
+
+
+def record_loaded(client, database: str, batch: "Batch", source: str) -> None:
+    """After the rows are stored: note which offset range of each partition the batch covered
+    (rows, poison and in-batch copies alike). The completeness audit compares these ranges with
+    what Kafka holds; row lineage alone cannot, since merges drop the offsets of losing copies."""
+    rows = [[topic, partition, first, last, source] for topic, partition, first, last in batch.ranges()]
+    if rows:
+        client.insert(f"{database}.load_ledger", rows, column_names=LEDGER_COLUMNS)
+
+
 def dead_letter(producer, dlq_topic: str, poison: list[Poison], timeout_s: float = 30) -> int:
     """Send poison to the dead-letter topic and wait for the broker; returns how many it did not take."""
     for item in poison:
@@ -93,12 +105,14 @@ class Batch:
     rows: dict = field(default_factory=dict)  # scan_id -> (JSON row, topic, partition); the last copy wins
     poison: list[Poison] = field(default_factory=list)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    first_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     messages: int = 0
 
     def add(self, msg: Message, item: Scan | Poison) -> None:
         self.messages += 1
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
         self.next_offsets[(topic, partition)] = offset + 1
+        self.first_offsets.setdefault((topic, partition), offset)
         if isinstance(item, Poison):
             self.poison.append(item)
         else:
@@ -113,6 +127,11 @@ class Batch:
 
     def ready(self, max_rows: int, max_seconds: float) -> bool:
         return self.messages >= max_rows or (self.messages > 0 and time.monotonic() - self.started >= max_seconds)
+
+    def ranges(self) -> list[tuple[str, int, int, int]]:
+        """(topic, partition, first offset, last offset) consumed into this batch, per partition."""
+        return [(topic, partition, first, self.next_offsets[(topic, partition)] - 1)
+                for (topic, partition), first in sorted(self.first_offsets.items())]
 
     def commit_offsets(self) -> list[TopicPartition]:
         return [TopicPartition(topic, partition, offset) for (topic, partition), offset in sorted(self.next_offsets.items())]

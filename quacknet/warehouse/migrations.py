@@ -12,6 +12,7 @@ The scans design (see docs/ARCHITECTURE.md):
 - ``scans``: the view analysts query, ``FINAL``, so a plain ``count()`` is already exact.
 - ``h3_r8``: the H3 cell (resolution 8) of each scan, computed by ClickHouse's ``geoToH3``.
 - ``kafka_topic/partition/offset``: lineage of each row, for completeness checks and replays.
+- ``load_ledger``: the offset ranges each loader batch and replay stored, for the completeness audit.
 """
 
 from __future__ import annotations
@@ -60,9 +61,18 @@ AUDIT_FINDINGS = """CREATE TABLE IF NOT EXISTS {db}.audit_findings (
 ) ENGINE = MergeTree PARTITION BY toYYYYMM(run_at) ORDER BY (run_at, check, topic, partition)
 TTL toDateTime(run_at) + INTERVAL 90 DAY"""
 
+# Which Kafka offset ranges the loader and replays have stored (``loader.steps.record_loaded``),
+# kept longer than any topic's retention so the completeness audit can cover all of Kafka.
+LOAD_LEDGER = """CREATE TABLE IF NOT EXISTS {db}.load_ledger (
+    topic LowCardinality(String), partition UInt16, first_offset UInt64, last_offset UInt64,
+    source LowCardinality(String), loaded_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = MergeTree ORDER BY (topic, partition, first_offset)
+TTL toDateTime(loaded_at) + INTERVAL 90 DAY"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "scans store and exact view", (_scans_store(), _scans_view())),
     Migration(2, "retention audit findings", (AUDIT_FINDINGS,)),
+    Migration(3, "load ledger", (LOAD_LEDGER,)),
 )
 
 

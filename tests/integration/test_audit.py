@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 
 from confluent_kafka import TopicPartition
@@ -49,3 +50,74 @@ def test_a_group_whose_lag_nears_the_retention_horizon_is_flagged(stack, admin, 
         assert ch.query(f"SELECT countIf(NOT ok), countIf(ok) FROM {database}.audit_findings").result_rows == [(1, 1)]
     finally:
         admin.delete_topics([name])
+
+
+def test_log_dirs_report_the_topics_bytes_and_the_volume_and_an_undersized_budget_is_flagged(stack, admin, topic):
+    producer = qkafka.producer(stack)
+    for i in range(600):
+        producer.produce(topic, key=f"k{i}".encode(), value=os.urandom(1000))  # incompressible
+    assert producer.flush(10) == 0
+    brokers = audit.log_dirs(stack)
+    [log_dir] = [d for b in brokers for d in b["log_dirs"]]
+    [ours] = [t for t in log_dir["topics"] if t["name"] == topic]
+    assert len(ours["partitions"]) == 6 and sum(p["partition_size"] for p in ours["partitions"]) >= 600_000
+    assert 0 < log_dir["usable_bytes"] < log_dir["total_bytes"]
+    use, free = audit.disk_findings(brokers, budget_bytes=100_000, min_free_ratio=0.0)
+    assert not use.ok and use.value >= 600_000 and use.limit == 100_000
+    assert free.ok and 0 < free.value < 1
+
+
+def test_completeness_finds_offsets_skipped_by_a_reset_and_a_replay_closes_the_gap(lsettings, ch):
+    from quacknet import replay
+    from tests.integration.helpers import LoaderThread, end_offsets, produce, wait_for
+
+    db, topic, group = lsettings.clickhouse_database, lsettings.scans_topic, lsettings.loader_group
+    ids = produce(lsettings, 300)
+    again = ids[:20]  # phone retries: the same scans again, at new offsets
+    _produce_again(lsettings, again)
+    loader = LoaderThread(lsettings)
+    try:
+        wait_for(lambda: _committed_total(lsettings, group) == 320, 60, "the loader to commit 320 messages")
+    finally:
+        loader.stop()
+    ch.command(f"OPTIMIZE TABLE {db}.scans_store FINAL")  # merges drop the retries' offsets from the rows
+    assert ch.command(f"SELECT count() FROM {db}.scans_store") == 300
+    findings = audit.completeness_findings(lsettings, ch, db, group, topic)
+    assert len(findings) == 6 and all(f.ok for f in findings), audit.violations_message(findings)
+
+    before = end_offsets(lsettings)
+    produce(lsettings, 120)
+    after = end_offsets(lsettings)
+    consumer = qkafka.consumer(lsettings, group)  # an operator's reset to latest: 120 scans skipped
+    consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in after.items()], asynchronous=False)
+    consumer.close()
+    findings = audit.completeness_findings(lsettings, ch, db, group, topic)
+    bad = {f.partition: f for f in findings if not f.ok}
+    assert sum(f.value for f in bad.values()) == 120
+    for p, f in bad.items():
+        assert f.value == after[p] - before[p]
+        assert f"{topic}[{p}]: {after[p] - before[p]} of offsets" in f.message and f"{before[p]}..{after[p] - 1}" in f.message
+
+    ranges = replay.plan(lsettings, topic, offsets={p: (before[p], after[p]) for p in range(6)})
+    replay.copy(lsettings, topic, ranges)
+    findings = audit.completeness_findings(lsettings, ch, db, group, topic)
+    assert all(f.ok for f in findings), audit.violations_message(findings)
+    assert ch.command(f"SELECT count() FROM {db}.scans") == 420
+
+
+def _produce_again(settings, scan_ids: list[str]) -> None:
+    from tests.integration.conftest import read_topic
+
+    by_id = {}
+    for msg in read_topic(settings, settings.scans_topic):
+        by_id[msg.value().split(b'"scan_id":"')[1][:36].decode()] = msg
+    producer = qkafka.producer(settings)
+    for sid in scan_ids:
+        producer.produce(settings.scans_topic, key=by_id[sid].key(), value=by_id[sid].value())
+    assert producer.flush(10) == 0
+
+
+def _committed_total(settings, group: str) -> int:
+    from tests.integration.helpers import committed
+
+    return sum(committed(settings, group).values())

@@ -58,11 +58,34 @@ def test_offset_reset_dag_dry_runs_by_default_and_then_resets(airflow_db, connec
     assert committed(lsettings, group) == end_offsets(lsettings)
 
 
-def test_retention_audit_dag_passes_on_a_healthy_cluster_and_stores_findings(airflow_db, connections, stack, admin, ch, database):
+def test_retention_audit_dag_passes_on_a_healthy_cluster_and_stores_findings(airflow_db, connections, stack, admin, ch,
+                                                                            database, monkeypatch):
     from quacknet import topics
 
     topics.reconcile(admin, topics.specs(stack))
+    monkeypatch.setenv("QUACKNET_AUDIT_MIN_FREE_RATIO", "0.01")  # the verdict on the cluster, not on this box's disk
     connections(stack.model_copy(update={"clickhouse_database": database}))
-    run = _dag(airflow_db, "retention_audit").test(run_conf={"groups": [f"nobody-{database}"], "min_hours_left": 1.0})
+    nobody = f"nobody-{database}"
+    run = _dag(airflow_db, "retention_audit").test(run_conf={"groups": [nobody], "min_hours_left": 1.0, "loader_group": nobody})
     assert run.state == "success"
-    assert ch.command(f"SELECT count() FROM {database}.audit_findings WHERE check = 'retention' AND ok") == 4
+    stored = dict(ch.query(f"SELECT check, countIf(ok) FROM {database}.audit_findings GROUP BY check").result_rows)
+    assert stored["retention"] == 4 and stored["completeness"] == 6 and stored["lag_horizon"] == 6
+    assert stored["disk_use"] >= 1 and stored["disk_free"] >= 1 and stored["disk_worst_case"] == 1
+    assert ch.command(f"SELECT countIf(NOT ok) FROM {database}.audit_findings") == 0
+
+
+def test_retention_audit_dag_fails_naming_the_violation_and_still_stores_every_finding(airflow_db, connections, stack,
+                                                                                        admin, ch, database, monkeypatch):
+    from quacknet import topics
+
+    topics.reconcile(admin, topics.specs(stack))
+    monkeypatch.setenv("QUACKNET_AUDIT_DISK_BUDGET_BYTES", "1024")  # the owned topics may grow far beyond 1 KiB
+    connections(stack.model_copy(update={"clickhouse_database": database}))
+    nobody = f"nobody-{database}"
+    run = _dag(airflow_db, "retention_audit").test(run_conf={"groups": [nobody], "loader_group": nobody})
+    assert run.state == "failed"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["report"] == "failed" and states["completeness"] == "success"
+    bad = ch.query(f"SELECT check, message FROM {database}.audit_findings WHERE NOT ok").result_rows
+    assert ("disk_worst_case", "owned topics may grow to 5.06 GiB under their retention.bytes (budget 0.00 GiB)") in bad
+    assert ch.command(f"SELECT countIf(ok) FROM {database}.audit_findings WHERE check = 'retention'") == 4
