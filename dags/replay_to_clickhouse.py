@@ -51,14 +51,15 @@ def replay_to_clickhouse():
                 for r in ranges]
 
     @task
-    def copy(ranges: list[dict], params=None) -> dict:
+    def copy(ranges: list[dict], params=None, run_id=None) -> dict:
         from quacknet import replay
         from quacknet.connections import settings_from_airflow
 
         if params["dry_run"]:
             print("dry run: nothing copied")
             return {"dry_run": True, "planned": sum(r["end"] - r["start"] for r in ranges)}
-        result = replay.copy(settings_from_airflow(), params["topic"], [replay.PartitionRange(**r) for r in ranges])
+        result = replay.copy(settings_from_airflow(), params["topic"], [replay.PartitionRange(**r) for r in ranges],
+                             source=f"replay:{run_id}")
         print(f"read {result.read}, inserted {result.inserted}, already present {result.already_present}, "
               f"dead-lettered {result.dead_lettered}")
         return result.__dict__

@@ -13,14 +13,19 @@ KAFKA_CONN_ID = "kafka_default"
 CLICKHOUSE_CONN_ID = "clickhouse_default"
 
 
-def settings_from_airflow(kafka_conn_id: str = KAFKA_CONN_ID, clickhouse_conn_id: str = CLICKHOUSE_CONN_ID) -> Settings:
-    from airflow.sdk import BaseHook
+def settings_from_airflow(kafka_conn_id: str = KAFKA_CONN_ID, clickhouse_conn_id: str = CLICKHOUSE_CONN_ID,
+                          get_connection=None) -> Settings:
+    """In a task, connections come through the Task SDK; the API server (the plugin) passes
+    ``Connection.get_connection_from_secrets``."""
+    if get_connection is None:
+        from airflow.sdk import BaseHook
 
-    kafka = BaseHook.get_connection(kafka_conn_id)
+        get_connection = BaseHook.get_connection
+    kafka = get_connection(kafka_conn_id)
     bootstrap = kafka.extra_dejson.get("bootstrap.servers")
     if not bootstrap:
         raise ValueError(f"connection {kafka_conn_id} has no bootstrap.servers in its extra")
-    ch = BaseHook.get_connection(clickhouse_conn_id)
+    ch = get_connection(clickhouse_conn_id)
     scheme = "https" if ch.extra_dejson.get("secure") else "http"
     overrides = {
         "kafka_bootstrap_servers": bootstrap,

@@ -142,8 +142,10 @@ def _first_timestamp(consumer, topic: str, partition: int, offset: int) -> int:
 
 
 def copy(settings: Settings, topic: str, ranges: list[PartitionRange], database: str | None = None,
-         progress: Callable[[int, int], None] | None = None, batch_rows: int = 50_000) -> ReplayResult:
-    """Copy the planned ranges into ClickHouse exactly once (safe to repeat, safe beside the loader)."""
+         progress: Callable[[int, int], None] | None = None, batch_rows: int = 50_000,
+         source: str = "replay") -> ReplayResult:
+    """Copy the planned ranges into ClickHouse exactly once (safe to repeat, safe beside the loader).
+    ``source`` labels this copy's ranges in the load ledger (the DAG passes ``replay:<run id>``)."""
     database = database or settings.clickhouse_database
     todo = [r for r in ranges if r.messages]
     total = sum(r.messages for r in todo)
@@ -167,7 +169,7 @@ def copy(settings: Settings, topic: str, ranges: list[PartitionRange], database:
             if batch.messages >= batch_rows or (batch.messages and not remaining):
                 if batch.rows:
                     insert_rows(client, database, batch.json_rows())
-                record_loaded(client, database, batch, "replay")
+                record_loaded(client, database, batch, source)
                 if dead_letter(dlq, settings.dlq_topic, batch.poison) != 0:
                     raise ReplayError(f"the dead-letter topic {settings.dlq_topic} did not take "
                                       f"{len(batch.poison)} poison message(s); nothing is lost, run the replay again")

@@ -59,3 +59,13 @@ def test_replay_triggered_through_the_rest_api_runs_on_the_real_scheduler(airflo
         state = _call(settings, "GET", f"/api/v2/dags/replay_to_clickhouse/dagRuns/{run['dag_run_id']}", token=token)["state"]
     assert state == "success"
     assert count(ch, settings) == len(ids) == 700
+
+    # the QuackNet plugin on the same API server: behind Airflow's login, showing this replay
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _call(settings, "GET", "/quacknet/api/replays")
+    assert refused.value.code in (401, 403)
+    replays = _call(settings, "GET", "/quacknet/api/replays", token=token)
+    [ours] = [r for r in replays if r["source"] == f"replay:{run['dag_run_id']}"]
+    assert ours["messages"] == 700 and ours["topic"] == settings.scans_topic
+    plugins = _call(settings, "GET", "/api/v2/plugins", token=token)["plugins"]
+    assert any(p["name"] == "quacknet" for p in plugins)
