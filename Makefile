@@ -7,7 +7,7 @@ STATE ?= $(or $(QUACKNET_HOME),.quacknet)
 COMPOSE_VERSION ?= v2.40.3
 COMPOSE_PLUGIN := $(STATE)/docker/cli-plugins/docker-compose
 
-.PHONY: help run test stop status install kafka-tool bench compose-plugin compose-config lock clean compose-env
+.PHONY: help run test stop status install kafka-tool bench browser compose-plugin compose-config lock clean compose-env
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -15,7 +15,7 @@ help:  ## list the targets
 run: install  ## install what is missing, start the local stack, print what runs where
 	$(PY) -m quacknet run
 
-test: install $(COMPOSE_PLUGIN)  ## run every test (starts the services it needs, stops what it started)
+test: install $(COMPOSE_PLUGIN) browser  ## run every test (starts the services it needs, stops what it started)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 stop:  ## stop the local stack
@@ -41,6 +41,10 @@ bench: install  ## benchmark scripts (print figures as ratios against a baseline
 	$(PY) -m quacknet run
 	$(PY) bench/api_ingest.py
 	$(PY) bench/loader_throughput.py --freshness 1000
+	$(PY) -m bench.replay_throughput
+
+browser:  ## Debian's chromium for the Airflow UI test (apt-get, once)
+	scripts/install-browser.sh
 
 compose-plugin: $(COMPOSE_PLUGIN)  ## the docker compose v2 CLI plugin, built from the Go module proxy
 

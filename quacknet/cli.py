@@ -38,12 +38,12 @@ def cmd_run(settings: Settings, args) -> int:
         t0 = time.monotonic()
         try:
             _, started = sup.start(svc)
-        except ServiceError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"{svc.name}: {'started' if started else 'already running'} ({time.monotonic() - t0:.1f}s)")
+            for line in svc.after_start(settings) if svc.after_start else []:
+                print(f"  {line}")
+        except (ServiceError, RuntimeError, TimeoutError, OSError) as err:
+            print(f"error: {svc.name}: {err}", file=sys.stderr)
             return 1
-        print(f"{svc.name}: {'started' if started else 'already running'} ({time.monotonic() - t0:.1f}s)")
-        for line in svc.after_start(settings) if svc.after_start else []:
-            print(f"  {line}")
     rows, _ = _status_rows(sup, services)
     print(_table(rows))
     print(f"logs: {settings.log_dir}/<service>.log   state: {settings.home}")

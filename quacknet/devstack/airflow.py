@@ -12,6 +12,8 @@ import os
 import secrets
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 
 from quacknet.devstack import credentials
@@ -97,3 +99,49 @@ def component_healthy(key: str | None):
         state = health(settings)
         return state["metadatabase"]["status"] == "healthy" if key is None else state[key]["status"] == "healthy"
     return check
+
+
+def api_call(settings: Settings, method: str, path: str, body: dict | None = None, token: str | None = None) -> dict:
+    req = urllib.request.Request(f"http://{settings.airflow_host}:{settings.airflow_port}{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json",
+                                          **({"Authorization": f"Bearer {token}"} if token else {})})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read() or b"{}")
+
+
+def token(settings: Settings) -> str:
+    return api_call(settings, "POST", "/auth/token", {"username": ADMIN, "password": admin_password(settings)})["access_token"]
+
+
+def run_dag(settings: Settings, dag_id: str, conf: dict, timeout_s: float = 300) -> tuple[str, dict]:
+    """Trigger a DAG run through the REST API (after the dag-processor has parsed the DAG) and
+    wait for it to finish; returns (state, the run)."""
+    jwt = token(settings)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            api_call(settings, "GET", f"/api/v2/dags/{dag_id}", token=jwt)
+            break
+        except urllib.error.HTTPError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Airflow has not parsed DAG {dag_id} after {timeout_s:.0f}s") from None
+            time.sleep(1)
+    run = api_call(settings, "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf}, jwt)
+    while run["state"] not in ("success", "failed"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"DAG run {dag_id}/{run['dag_run_id']} still {run['state']} after {timeout_s:.0f}s")
+        time.sleep(1)
+        run = api_call(settings, "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}", token=jwt)
+    return run["state"], run
+
+
+def create_topics(settings: Settings) -> list[str]:
+    """``make run``'s topics come from the ``kafka_topics`` DAG, run on the real scheduler."""
+    state, run = run_dag(settings, "kafka_topics", {"dry_run": False})
+    if state != "success":
+        raise RuntimeError(f"the kafka_topics DAG run {run['dag_run_id']} failed: see the Airflow UI or its task log")
+    changes = api_call(settings, "GET", f"/api/v2/dags/kafka_topics/dagRuns/{run['dag_run_id']}/taskInstances/"
+                       "reconcile/xcomEntries/return_value", token=token(settings))["value"]
+    lines = [f"topic {c['topic']}: {c['action']} {c['detail']}" for c in changes] or ["topics: nothing to change"]
+    return [f"kafka_topics DAG run {run['dag_run_id']}: {state}", *lines]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Callable
 import urllib.request
 
 from quacknet import kafka as kafka_clients
 from quacknet import topics, warehouse
 from quacknet.devstack import airflow, credentials, kafka
 from quacknet.warehouse.migrations import migrate
-from quacknet.devstack.supervisor import Service
+from quacknet.devstack.supervisor import Service, ServiceError
 from quacknet.settings import PROJECT_ROOT, Settings
 
 
@@ -55,9 +56,16 @@ def _api_healthy(s: Settings) -> bool:
     return _http_ok(f"http://{s.api_host}:{s.api_port}/healthz")
 
 
-def _reconcile_topics(s: Settings) -> list[str]:
-    changes = topics.reconcile(kafka_clients.admin(s), topics.specs(s))
-    return [f"topic {c.topic}: {c.action} {c.detail}" for c in changes]
+def _topics_ready(names: Callable[[Settings], list[str]]) -> Callable[[Settings], None]:
+    """The API and the loader need their topics (the broker does not auto-create them); ``make run``
+    has the ``kafka_topics`` DAG create them first."""
+    def check(s: Settings) -> None:
+        wanted = names(s)
+        missing = sorted(set(wanted) - set(topics.describe(kafka_clients.admin(s), wanted)))
+        if missing:
+            raise ServiceError(f"topic(s) {', '.join(missing)} do not exist: start Airflow too (`make run`) so the "
+                               "kafka_topics DAG creates them, or trigger that DAG")
+    return check
 
 
 def _migrate(s: Settings) -> list[str]:
@@ -75,7 +83,6 @@ KAFKA = Service(
     ports=lambda s: [s.kafka_port, s.kafka_controller_port],
     describe=lambda s: f"Apache Kafka {s.kafka_version} (KRaft) bootstrap {s.kafka_bootstrap_servers}",
     prepare=kafka.prepare,
-    after_start=_reconcile_topics,
 )
 
 CLICKHOUSE = Service(
@@ -95,7 +102,7 @@ API = Service(
     healthy=_api_healthy,
     ports=lambda s: [s.api_port],
     describe=lambda s: f"ingest API (gunicorn, {s.api_workers} workers) http://{s.api_host}:{s.api_port}/v1/scans",
-    prepare=_api_prepare,
+    prepare=lambda s: (_topics_ready(lambda s: [s.scans_topic])(s), _api_prepare(s)),
     env=lambda s: {"PROMETHEUS_MULTIPROC_DIR": str(s.data_dir("api") / "prometheus")},
     stop_timeout_s=45.0,
 )
@@ -103,6 +110,7 @@ API = Service(
 LOADER = Service(
     name="loader",
     command=lambda s: [sys.executable, "-m", "quacknet.loader"],
+    prepare=_topics_ready(lambda s: [s.scans_topic, s.dlq_topic]),
     healthy=lambda s: _http_ok(f"http://{s.loader_metrics_host}:{s.loader_metrics_port}/metrics"),
     ports=lambda s: [s.loader_metrics_port],
     describe=lambda s: f"loader {s.scans_topic} -> {s.clickhouse_database}.scans (group {s.loader_group}), "
@@ -123,10 +131,11 @@ AIRFLOW = [
     _airflow("airflow-apiserver", "api-server", None, prepare=airflow.prepare),
     _airflow("airflow-scheduler", "scheduler", "scheduler"),
     _airflow("airflow-dag-processor", "dag-processor", "dag_processor"),
-    _airflow("airflow-triggerer", "triggerer", "triggerer"),
+    _airflow("airflow-triggerer", "triggerer", "triggerer", after_start=airflow.create_topics),
 ]
 
-SERVICES: list[Service] = [KAFKA, CLICKHOUSE, API, LOADER, *AIRFLOW]
+# Airflow before the API and the loader: its kafka_topics DAG creates the topics they need.
+SERVICES: list[Service] = [KAFKA, CLICKHOUSE, *AIRFLOW, API, LOADER]
 
 
 def by_name(names: list[str] | None) -> list[Service]:

@@ -1,5 +1,6 @@
-"""System test: the real Airflow components (api-server, scheduler, dag-processor, triggerer) on
-loopback run the replay DAG triggered through the REST API; ClickHouse then holds the range once."""
+"""System tests: the real Airflow components (api-server, scheduler, dag-processor, triggerer) on
+loopback run the replay DAG, triggered through the REST API and through the UI's trigger form in
+headless Chromium; ClickHouse then holds the range once."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import datetime as dt
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -14,7 +16,9 @@ import pytest
 from quacknet.devstack import airflow
 from quacknet.devstack.services import AIRFLOW
 from quacknet.devstack.supervisor import Supervisor, free_port
-from tests.integration.helpers import count, produce
+from tests.integration.helpers import count, end_offsets, produce
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (`make test` installs it); Playwright cannot download browsers here
 
 
 @pytest.fixture
@@ -32,18 +36,13 @@ def airflow_stack(lsettings, tmp_path):
             sup.stop(svc)
 
 
-def _call(settings, method: str, path: str, body: dict | None = None, token: str | None = None) -> dict:
-    req = urllib.request.Request(f"http://{settings.airflow_host}:{settings.airflow_port}{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read() or b"{}")
+_call = airflow.api_call
 
 
 def test_replay_triggered_through_the_rest_api_runs_on_the_real_scheduler(airflow_stack, ch):
     settings = airflow_stack
     ids = produce(settings, 700)
-    token = _call(settings, "POST", "/auth/token", {"username": "admin", "password": airflow.admin_password(settings)})["access_token"]
+    token = airflow.token(settings)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # the dag-processor must have parsed the DAG first
         try:
@@ -69,3 +68,49 @@ def test_replay_triggered_through_the_rest_api_runs_on_the_real_scheduler(airflo
     assert ours["messages"] == 700 and ours["topic"] == settings.scans_topic
     plugins = _call(settings, "GET", "/api/v2/plugins", token=token)["plugins"]
     assert any(p["name"] == "quacknet" for p in plugins)
+
+
+def test_replay_triggered_from_the_ui_form_in_a_real_browser(airflow_stack, ch):
+    import re
+
+    from playwright.sync_api import expect, sync_playwright
+
+    settings = airflow_stack
+    produce(settings, 300)
+    ends = end_offsets(settings)
+    offsets = {str(p): [0, end] for p, end in ends.items() if end}
+    base = f"http://{settings.airflow_host}:{settings.airflow_port}"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{base}/dags/replay_to_clickhouse")  # not logged in: the login form first
+            page.locator("input[name=username]").fill("admin")
+            page.locator("input[name=password]").fill(airflow.admin_password(settings))
+            page.locator("button[type=submit]").click()
+            trigger = page.get_by_role("button", name="Trigger Dag")
+            deadline = time.monotonic() + 120
+            while not trigger.is_visible() and time.monotonic() < deadline:  # until the dag-processor parsed it
+                page.wait_for_timeout(2000)
+                page.reload()
+            trigger.click()
+            form = page.get_by_role("dialog")
+            expect(form.get_by_text("Run Parameters")).to_be_visible()
+            form.locator("input[name=element_topic]").fill(settings.scans_topic)
+            editor = (form.locator("[data-part=root][role=group]")
+                      .filter(has=page.locator("label", has_text=re.compile(r"^Explicit offsets"))).locator(".monaco-editor"))
+            editor.click()
+            page.keyboard.press("Control+A")
+            page.keyboard.insert_text(json.dumps(offsets))
+            page.keyboard.press("Shift+Control+End")  # what the editor auto-closed after the cursor
+            page.keyboard.press("Delete")
+            form.get_by_test_id("trigger-dag-submit").click()
+            page.wait_for_url(re.compile(r".*/dags/replay_to_clickhouse/runs/.+"), timeout=30_000)
+            expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=180_000)
+            run_id = page.url.rsplit("/runs/", 1)[1]
+        finally:
+            browser.close()
+    assert count(ch, settings) == 300
+    plan = ch.query(f"SELECT sum(last_offset - first_offset + 1) FROM {settings.clickhouse_database}.load_ledger "
+                    "WHERE source = {s:String}", parameters={"s": f"replay:{urllib.parse.unquote(run_id)}"}).result_rows
+    assert plan == [(300,)]
