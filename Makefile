@@ -7,7 +7,7 @@ STATE ?= $(or $(QUACKNET_HOME),.quacknet)
 COMPOSE_VERSION ?= v2.40.3
 COMPOSE_PLUGIN := $(STATE)/docker/cli-plugins/docker-compose
 
-.PHONY: help run test stop status install kafka-tool bench browser compose-plugin compose-config lock clean compose-env
+.PHONY: help run test stop status install kafka-tool bench soak browser compose-plugin compose-config lock clean compose-env
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -45,6 +45,11 @@ bench: install  ## benchmark scripts (print figures as ratios against a baseline
 
 browser:  ## Debian's chromium for the Airflow UI test (apt-get, once)
 	scripts/install-browser.sh
+
+DURATION ?= 600
+RATE ?= 3000
+soak: install  ## load + faults + exact audit on the local stack: make soak DURATION=600 RATE=3000 (exit 1 on any loss)
+	$(PY) -m quacknet soak --duration $(DURATION) --rate $(RATE) $(SOAK_ARGS)
 
 compose-plugin: $(COMPOSE_PLUGIN)  ## the docker compose v2 CLI plugin, built from the Go module proxy
 

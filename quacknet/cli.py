@@ -31,19 +31,27 @@ def _status_rows(sup: Supervisor, services) -> tuple[list[list[str]], bool]:
     return rows, ok
 
 
-def cmd_run(settings: Settings, args) -> int:
+def start_services(settings: Settings, services, echo=print) -> bool:
+    """Start each service (unless it runs) and its after-start step; False on the first failure."""
     sup = Supervisor(settings)
-    services = by_name(args.services)
     for svc in services:
         t0 = time.monotonic()
         try:
             _, started = sup.start(svc)
-            print(f"{svc.name}: {'started' if started else 'already running'} ({time.monotonic() - t0:.1f}s)")
+            echo(f"{svc.name}: {'started' if started else 'already running'} ({time.monotonic() - t0:.1f}s)")
             for line in svc.after_start(settings) if svc.after_start else []:
-                print(f"  {line}")
+                echo(f"  {line}")
         except (ServiceError, RuntimeError, TimeoutError, OSError) as err:
             print(f"error: {svc.name}: {err}", file=sys.stderr)
-            return 1
+            return False
+    return True
+
+
+def cmd_run(settings: Settings, args) -> int:
+    sup = Supervisor(settings)
+    services = by_name(args.services)
+    if not start_services(settings, services):
+        return 1
     rows, _ = _status_rows(sup, services)
     print(_table(rows))
     print(f"logs: {settings.log_dir}/<service>.log   state: {settings.home}")
@@ -95,6 +103,24 @@ def cmd_api_key(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_soak(settings: Settings, args) -> int:
+    """Start the stack (or use the running one), run the soak, print the summary; non-zero on any loss."""
+    from quacknet import soak
+
+    if not start_services(settings, by_name(None)):
+        return 1
+    faults = tuple(f for f in args.faults.split(",") if f) if args.faults is not None else soak.FAULTS
+    unknown = sorted(set(faults) - set(soak.FAULTS))
+    if unknown:
+        print(f"error: unknown fault(s) {', '.join(unknown)}; known: {', '.join(soak.FAULTS)}", file=sys.stderr)
+        return 2
+    config = soak.SoakConfig(duration_s=args.duration, rate=args.rate, clients=args.clients, faults=faults,
+                             outage_s=args.outage)
+    report = soak.run(settings, config)
+    print(report.table())
+    return 0 if report.ok else 1
+
+
 def cmd_compose_env(settings: Settings, args) -> int:
     """Write .env for docker compose with generated secrets, once (an existing file is kept)."""
     path = PROJECT_ROOT / ".env"
@@ -131,6 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=int, default=5000, help="requests per second")
     p.set_defaults(fn=cmd_api_key)
     sub.add_parser("compose-env", help="write .env with generated secrets for docker compose").set_defaults(fn=cmd_compose_env)
+    p = sub.add_parser("soak", help="the whole stack under load with injected faults, then an exact audit")
+    p.add_argument("--duration", type=float, default=600, help="seconds of load (default 600)")
+    p.add_argument("--rate", type=int, default=3000, help="scans per second offered (default 3000)")
+    p.add_argument("--clients", type=int, default=4, help="client processes (default 4)")
+    p.add_argument("--outage", type=float, default=15, help="seconds the broker and the gateway stay down")
+    p.add_argument("--faults", default=None, help="comma-separated subset (default: all; empty: none)")
+    p.set_defaults(fn=cmd_soak)
     p = sub.add_parser("kafka-tool", help="run one of Kafka's command-line tools, e.g. kafka-consumer-groups --list")
     p.add_argument("tool", choices=sorted(kafka.TOOLS))
     p.add_argument("args", nargs=argparse.REMAINDER)

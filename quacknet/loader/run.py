@@ -55,8 +55,11 @@ class Loader:
         # Prefetch is bounded (librdkafka's default is 64 MiB per partition) so a backlog cannot inflate
         # RSS; and when that bound is reached, librdkafka waits fetch.queue.backoff.ms (1 s by default)
         # before fetching again, which starved the loader (35k -> 48k scans/s with 20 ms, bench).
+        # A loader killed with -9 keeps its partitions until its session times out (librdkafka: 45 s);
+        # 10 s bounds that stall (heartbeats run on librdkafka's own thread, so long inserts are fine).
         self.consumer = kafka.consumer(settings, group or settings.loader_group, **{
-            "queued.max.messages.kbytes": 8192, "fetch.queue.backoff.ms": 20})
+            "queued.max.messages.kbytes": 8192, "fetch.queue.backoff.ms": 20, "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 2_000})
         self.dlq = kafka.producer(settings)
         self.client = warehouse.client(settings)
         self.batch = Batch()
