@@ -116,7 +116,7 @@ def cmd_soak(settings: Settings, args) -> int:
         return 2
     config = soak.SoakConfig(duration_s=args.duration, rate=args.rate, clients=args.clients, faults=faults,
                              outage_s=args.outage)
-    report = soak.run(settings, config)
+    report = soak.run(settings, config, echo=lambda line: print(line, flush=True))  # progress, even into a file
     print(report.table())
     return 0 if report.ok else 1
 

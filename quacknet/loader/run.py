@@ -18,7 +18,6 @@ import signal
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from concurrent.futures import TimeoutError as FutureTimeout
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -138,39 +137,42 @@ class Loader:
                 self._wait(future)
                 continue  # a rebalance callback may have settled it meanwhile
             self.pending = None
-            if not future.result():
+            if not future.result() or not self._commit(batch):
                 # Nothing consumed after an unstored batch may be committed either: drop it all; the
                 # partitions' next owner (or this loader after a restart) re-reads from the commit.
                 self.batch = Batch()
                 return False
-            return self._commit(batch)
+            return True
         return True
 
     def _wait(self, future: Future) -> None:
-        """Wait for the insert thread; while ClickHouse is failing, the consumer is paused and
-        polled so it stays in the group and takes part in rebalances."""
-        try:
-            future.result(timeout=0.5)
+        """Wait for the insert thread; once ClickHouse is failing, the consumer is paused and polled
+        so it stays in the group and takes part in rebalances (not from inside a callback)."""
+        while not future.done():
+            if self._in_callback or not self.failing.is_set():
+                wait([future], timeout=0.5)
+                continue
+            self.consumer.pause(self.consumer.assignment())
+            try:
+                while not future.done() and self.pending is not None and self.pending[1] is future:
+                    msg = self.consumer.poll(0.2)  # paused: normally nothing; serves rebalance callbacks
+                    if msg is not None:
+                        self._take([msg])
+            finally:
+                self.consumer.resume(self.consumer.assignment())
             return
-        except FutureTimeout:
-            pass
-        if self._in_callback or not self.failing.is_set():
-            wait([future])
-            return
-        assignment = self.consumer.assignment()
-        self.consumer.pause(assignment)
-        try:
-            while not future.done() and (self.pending is not None and self.pending[1] is future):
-                msg = self.consumer.poll(0.2)  # paused: normally nothing; serves rebalance callbacks
-                if msg is not None:
-                    self._take([msg])
-        finally:
-            self.consumer.resume(self.consumer.assignment())
 
     def _commit(self, batch: Batch) -> bool:
-        if dead_letter(self.dlq, self.settings.dlq_topic, batch.poison) != 0:
-            log.error("loader.dlq_not_acknowledged", count=len(batch.poison))
-            return False  # not committed: the poison is re-read and dead-lettered again
+        """Dead-letter the batch's poison (until the broker takes it), then commit its offsets.
+        False only when a revoke or a stop is waiting and the DLQ still refuses: not committed,
+        so the poison is re-read and dead-lettered again."""
+        delay = 0.5
+        while dead_letter(self.dlq, self.settings.dlq_topic, batch.poison) != 0:
+            log.error("loader.dlq_not_acknowledged", count=len(batch.poison), retry_in_s=delay)
+            if self.hurry.is_set():
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, self.settings.loader_retry_max_s)
         for poison in batch.poison:
             self.metrics.dead_lettered.labels(poison.reason).inc()
         try:
