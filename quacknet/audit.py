@@ -204,11 +204,14 @@ def completeness_findings(settings: Settings, client, database: str, group: str,
             gaps = uncovered(client, database, topic, tp.partition, low, upto)
             missing = missing_offsets(client, database, topic, tp.partition, gaps)
             shown = ", ".join(f"{a}..{b - 1}" for a, b in gaps[:5]) + (" ..." if len(gaps) > 5 else "")
-            findings.append(Finding(
-                "completeness", topic, tp.partition, missing == 0, missing, 0,
-                f"{topic}[{tp.partition}]: {missing} of offsets {low}..{upto - 1} (committed by {group}) are in Kafka "
-                f"but not in ClickHouse; uncovered ranges {shown}" if missing else
-                f"{topic}[{tp.partition}]: offsets {low}..{upto - 1} all loaded", group))
+            if missing:
+                message = (f"{topic}[{tp.partition}]: {missing} of offsets {low}..{upto - 1} (committed by {group}) are "
+                           f"in Kafka but not in ClickHouse; uncovered ranges {shown}")
+            elif upto > low:
+                message = f"{topic}[{tp.partition}]: offsets {low}..{upto - 1} all loaded"
+            else:
+                message = f"{topic}[{tp.partition}]: {group} has committed nothing past Kafka's earliest offset {low}"
+            findings.append(Finding("completeness", topic, tp.partition, missing == 0, missing, 0, message, group))
     finally:
         consumer.close()
     return findings
