@@ -89,3 +89,33 @@ def test_retention_audit_dag_fails_naming_the_violation_and_still_stores_every_f
     bad = ch.query(f"SELECT check, message FROM {database}.audit_findings WHERE NOT ok").result_rows
     assert ("disk_worst_case", "owned topics may grow to 5.06 GiB under their retention.bytes (budget 0.00 GiB)") in bad
     assert ch.command(f"SELECT countIf(ok) FROM {database}.audit_findings WHERE check = 'retention'") == 4
+
+
+def test_retention_audit_dag_flags_a_wrong_retention_and_a_group_near_the_horizon(airflow_db, connections, stack, admin,
+                                                                                   ch, database, unique_name, monkeypatch):
+    import time
+
+    from confluent_kafka.admin import NewTopic
+
+    scans, dlq = f"{unique_name}.scans", f"{unique_name}.dlq"
+    hour_ms = 3_600_000
+    admin.create_topics([NewTopic(scans, 1, 1, config={"retention.ms": str(2 * hour_ms)}),  # policy: 168 h
+                         NewTopic(dlq, 1, 1)])[scans].result(timeout=30)
+    producer = qkafka.producer(stack)
+    producer.produce(scans, key=b"k", value=b"{}", timestamp=int(time.time() * 1000) - int(1.9 * hour_ms))
+    assert producer.flush(10) == 0
+    monkeypatch.setenv("QUACKNET_SCANS_TOPIC", scans)  # the DAG's topic specs follow the settings
+    monkeypatch.setenv("QUACKNET_DLQ_TOPIC", dlq)
+    monkeypatch.setenv("QUACKNET_AUDIT_MIN_FREE_RATIO", "0.01")
+    connections(stack.model_copy(update={"clickhouse_database": database}))
+    late = f"late-{unique_name}"
+    try:
+        run = _dag(airflow_db, "retention_audit").test(
+            run_conf={"groups": [late], "min_hours_left": 1.0, "loader_group": late})
+        assert run.state == "failed"
+        bad = dict(ch.query(f"SELECT check, message FROM {database}.audit_findings WHERE NOT ok").result_rows)
+        assert bad["retention"] == f"{scans}: retention.ms is {2 * hour_ms}, policy says {168 * hour_ms}"
+        assert bad["lag_horizon"].startswith(f"{scans}[0]: group {late} lags 1 messages; its oldest unread message expires in 0.")
+        assert set(bad) == {"retention", "lag_horizon"}
+    finally:
+        admin.delete_topics([scans, dlq])
