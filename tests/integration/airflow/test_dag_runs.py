@@ -119,3 +119,24 @@ def test_retention_audit_dag_flags_a_wrong_retention_and_a_group_near_the_horizo
         assert set(bad) == {"retention", "lag_horizon"}
     finally:
         admin.delete_topics([scans, dlq])
+
+
+def test_a_check_that_cannot_run_fails_the_report_which_still_stores_the_others(airflow_db, connections, stack, admin,
+                                                                                ch, database, monkeypatch):
+    from quacknet import audit, topics
+
+    def unreachable(settings):
+        raise ConnectionError("DescribeLogDirs: no broker answered")
+
+    topics.reconcile(admin, topics.specs(stack))
+    monkeypatch.setattr(audit, "log_dirs", unreachable)  # dag.test runs the tasks in this process
+    connections(stack.model_copy(update={"clickhouse_database": database}))
+    nobody = f"nobody-{database}"
+    dag = _dag(airflow_db, "retention_audit")
+    dag.get_task("disk_use").retries = 0  # not the 2-minute retry a real outage deserves
+    run = dag.test(run_conf={"groups": [nobody], "loader_group": nobody})
+    assert run.state == "failed"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["disk_use"] == "failed" and states["report"] == "failed" and states["retention_settings"] == "success"
+    stored = dict(ch.query(f"SELECT check, count() FROM {database}.audit_findings GROUP BY check").result_rows)
+    assert stored.get("retention") == 4 and stored.get("completeness") == 6 and "disk_use" not in stored
