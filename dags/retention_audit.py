@@ -75,9 +75,9 @@ def retention_audit():
         from quacknet.connections import kafka_admin
 
         settings = _settings()
-        current = topics.describe(kafka_admin(), [settings.scans_topic])
-        scans = current.get(settings.scans_topic)
-        retention_ms = int(scans.configs["retention.ms"]) if scans else 168 * 3_600_000
+        [spec] = [s for s in topics.specs(settings) if s.name == settings.scans_topic]
+        scans = topics.describe(kafka_admin(), [spec.name]).get(spec.name)
+        retention_ms = int((scans or spec).configs["retention.ms"])  # the topic's, else the declared policy
         findings = []
         for group in params["groups"]:
             findings += audit.lag_horizon_findings(settings, group, settings.scans_topic, retention_ms,

@@ -16,10 +16,7 @@ numbers so a failing task says what is wrong.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from dataclasses import asdict, dataclass
-
-from confluent_kafka import TopicPartition
 
 from quacknet import kafka, topics
 from quacknet.settings import Settings
@@ -62,45 +59,32 @@ def lag_horizon_findings(settings: Settings, group: str, topic: str, retention_m
     consumer = kafka.consumer(settings, group)
     findings = []
     try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        committed = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=10)
-        for tp in committed:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
-            position = tp.offset if tp.offset >= 0 else low
-            lag = max(0, high - position)
+        for po in kafka.partition_offsets(consumer, topic):
+            p = po.partition
+            position = po.committed if po.committed is not None else po.low
+            lag = max(0, po.high - position)
             if lag == 0:
                 # nothing unread: the horizon is the whole retention
-                findings.append(Finding("lag_horizon", topic, tp.partition, True, round(retention_ms / 3_600_000, 3),
-                                        min_hours, f"{topic}[{tp.partition}]: group {group} is caught up", group))
+                findings.append(Finding("lag_horizon", topic, p, True, round(retention_ms / 3_600_000, 3),
+                                        min_hours, f"{topic}[{p}]: group {group} is caught up", group))
                 continue
-            if position < low:  # retention already deleted what the group had not read
-                findings.append(Finding("lag_horizon", topic, tp.partition, False, 0.0, min_hours,
-                                        f"{topic}[{tp.partition}]: group {group} committed {position} but retention "
-                                        f"already deleted up to {low}: {low - position} messages lost", group))
+            if position < po.low:  # retention already deleted what the group had not read
+                findings.append(Finding("lag_horizon", topic, p, False, 0.0, min_hours,
+                                        f"{topic}[{p}]: group {group} committed {position} but retention "
+                                        f"already deleted up to {po.low}: {po.low - position} messages lost", group))
                 continue
-            oldest = _timestamp_at(consumer, topic, tp.partition, position)
+            oldest = kafka.timestamp_at(consumer, topic, p, position)
+            if oldest is None:
+                raise RuntimeError(f"{topic}[{p}]: could not read offset {position}")
             hours_left = (oldest + retention_ms - now_ms) / 3_600_000
             ok = hours_left >= min_hours
             findings.append(Finding(
-                "lag_horizon", topic, tp.partition, ok, round(hours_left, 3), min_hours,
-                f"{topic}[{tp.partition}]: group {group} lags {lag} messages; its oldest unread message expires in "
+                "lag_horizon", topic, p, ok, round(hours_left, 3), min_hours,
+                f"{topic}[{p}]: group {group} lags {lag} messages; its oldest unread message expires in "
                 f"{hours_left:.2f} h (minimum {min_hours} h)", group))
     finally:
         consumer.close()
     return findings
-
-
-def _timestamp_at(consumer, topic: str, partition: int, offset: int) -> float:
-    consumer.assign([TopicPartition(topic, partition, offset)])
-    deadline = time.monotonic() + 10
-    try:
-        while time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None:
-                return msg.timestamp()[1]
-    finally:
-        consumer.unassign()
-    raise RuntimeError(f"{topic}[{partition}]: could not read offset {offset}")
 
 
 def log_dirs(settings: Settings) -> list[dict]:
@@ -197,21 +181,20 @@ def completeness_findings(settings: Settings, client, database: str, group: str,
     consumer = kafka.consumer(settings, group)
     findings = []
     try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        for tp in consumer.committed([TopicPartition(topic, p) for p in parts], timeout=10):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
-            upto = min(max(tp.offset, low), high) if tp.offset >= 0 else low
-            gaps = uncovered(client, database, topic, tp.partition, low, upto)
-            missing = missing_offsets(client, database, topic, tp.partition, gaps)
+        for po in kafka.partition_offsets(consumer, topic):
+            p, low = po.partition, po.low
+            upto = low if po.committed is None else min(max(po.committed, low), po.high)
+            gaps = uncovered(client, database, topic, p, low, upto)
+            missing = missing_offsets(client, database, topic, p, gaps)
             shown = ", ".join(f"{a}..{b - 1}" for a, b in gaps[:5]) + (" ..." if len(gaps) > 5 else "")
             if missing:
-                message = (f"{topic}[{tp.partition}]: {missing} of offsets {low}..{upto - 1} (committed by {group}) are "
+                message = (f"{topic}[{p}]: {missing} of offsets {low}..{upto - 1} (committed by {group}) are "
                            f"in Kafka but not in ClickHouse; uncovered ranges {shown}")
             elif upto > low:
-                message = f"{topic}[{tp.partition}]: offsets {low}..{upto - 1} all loaded"
+                message = f"{topic}[{p}]: offsets {low}..{upto - 1} all loaded"
             else:
-                message = f"{topic}[{tp.partition}]: {group} has committed nothing past Kafka's earliest offset {low}"
-            findings.append(Finding("completeness", topic, tp.partition, missing == 0, missing, 0, message, group))
+                message = f"{topic}[{p}]: {group} has committed nothing past Kafka's earliest offset {low}"
+            findings.append(Finding("completeness", topic, p, missing == 0, missing, 0, message, group))
     finally:
         consumer.close()
     return findings

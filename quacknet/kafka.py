@@ -8,9 +8,11 @@ partition whichever client wrote them.
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from quacknet.settings import Settings
@@ -68,6 +70,38 @@ def murmur2(data: bytes) -> int:
     h ^= h >> 13
     h = (h * m) & mask
     return h ^ (h >> 15)
+
+
+@dataclass(frozen=True)
+class PartitionOffsets:
+    partition: int
+    committed: int | None  # None: the group has committed nothing here
+    low: int
+    high: int
+
+
+def partition_offsets(consumer: Consumer, topic: str, timeout_s: float = 10) -> list[PartitionOffsets]:
+    """Per partition of ``topic``: what the consumer's group has committed, and the log's watermarks."""
+    parts = sorted(consumer.list_topics(topic, timeout=timeout_s).topics[topic].partitions)
+    committed = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=timeout_s)
+    return [PartitionOffsets(tp.partition, tp.offset if tp.offset >= 0 else None,
+                             *consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout_s))
+            for tp in committed]
+
+
+def timestamp_at(consumer: Consumer, topic: str, partition: int, offset: int, timeout_s: float = 10) -> int | None:
+    """The timestamp (ms) of the message at ``offset``, read by assigning the consumer there for a
+    moment; None when it cannot be read in time."""
+    consumer.assign([TopicPartition(topic, partition, offset)])
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                return msg.timestamp()[1]
+        return None
+    finally:
+        consumer.unassign()
 
 
 def partition_for_key(key: bytes, partitions: int) -> int:

@@ -12,7 +12,6 @@ twice changes nothing. ``already present`` and ``inserted`` are measured on the 
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_END, TopicPartition
 
 from quacknet import kafka, warehouse
-from quacknet.loader.steps import Batch, dead_letter, decode_message, insert_rows, record_loaded
+from quacknet.loader.steps import Batch, dead_letter, decode_message, store_batch
 from quacknet.logs import get_logger
 from quacknet.settings import Settings
 from quacknet.warehouse.migrations import migrate
@@ -130,15 +129,10 @@ def plan(settings: Settings, topic: str, *, start_time: dt.datetime | None = Non
 
 
 def _first_timestamp(consumer, topic: str, partition: int, offset: int) -> int:
-    consumer.assign([TopicPartition(topic, partition, offset)])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        msg = consumer.poll(0.5)
-        if msg is not None and msg.error() is None:
-            consumer.unassign()
-            return msg.timestamp()[1]
-    consumer.unassign()
-    raise ReplayError(f"partition {partition}: could not read offset {offset}")
+    stamp = kafka.timestamp_at(consumer, topic, partition, offset)
+    if stamp is None:
+        raise ReplayError(f"partition {partition}: could not read offset {offset}")
+    return stamp
 
 
 def copy(settings: Settings, topic: str, ranges: list[PartitionRange], database: str | None = None,
@@ -167,9 +161,7 @@ def copy(settings: Settings, topic: str, ranges: list[PartitionRange], database:
                 if msg.offset() + 1 >= remaining[msg.partition()]:
                     del remaining[msg.partition()]
             if batch.messages >= batch_rows or (batch.messages and not remaining):
-                if batch.rows:
-                    insert_rows(client, database, batch.json_rows())
-                record_loaded(client, database, batch, source)
+                store_batch(client, database, batch, source)
                 if dead_letter(dlq, settings.dlq_topic, batch.poison) != 0:
                     raise ReplayError(f"the dead-letter topic {settings.dlq_topic} did not take "
                                       f"{len(batch.poison)} poison message(s); nothing is lost, run the replay again")

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import psutil
 from confluent_kafka import TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from quacknet import kafka, warehouse
 from quacknet.devstack import airflow, credentials
@@ -88,8 +89,9 @@ class Report:
 
     @property
     def ok(self) -> bool:
+        # stored == accepted follows from no missing, no unexpected and no duplicated
         return (self.missing == 0 and self.duplicated == 0 and self.unexpected == 0 and self.unanswered == 0
-                and self.dlq == self.poison_sent and self.dlq_unexpected == 0 and self.audit_dag == "success" and self.stored == self.accepted
+                and self.dlq == self.poison_sent and self.dlq_unexpected == 0 and self.audit_dag == "success"
                 and all(outcome == "ok" for _, _, outcome in self.faults))
 
     def table(self) -> str:
@@ -224,8 +226,7 @@ def fault_actions(settings: Settings, sup: Supervisor, config: SoakConfig) -> di
 def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     consumer = kafka.consumer(settings, "soak-watermarks")
     try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+        return {po.partition: po.high for po in kafka.partition_offsets(consumer, topic)}
     finally:
         consumer.close()
 
@@ -272,13 +273,18 @@ def dead_lettered_since(settings: Settings, start: dict[int, int]) -> tuple[set[
     return origins, copies
 
 
-def _metric(url: str, name: str) -> float:
+def _metrics(url: str) -> dict[str, float]:
+    """A Prometheus endpoint's samples, summed over labels; empty while it does not answer."""
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:
             text = resp.read().decode()
     except OSError:
-        return float("nan")
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ") or line.startswith(name + "{"))
+        return {}
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
+    return sums
 
 
 def drain(settings: Settings, timeout_s: float) -> None:
@@ -288,10 +294,10 @@ def drain(settings: Settings, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline:
-            waiting = _metric(api, "quacknet_delivery_spool_depth") + _metric(api, "quacknet_delivery_queue_depth")
-            ends = _end_offsets(settings, settings.scans_topic)
-            done = consumer.committed([TopicPartition(settings.scans_topic, p) for p in ends], timeout=10)
-            lag = sum(max(0, ends[tp.partition] - max(tp.offset, 0)) for tp in done)
+            metrics = _metrics(api)
+            waiting = (metrics.get("quacknet_delivery_spool_depth", float("nan"))
+                       + metrics.get("quacknet_delivery_queue_depth", float("nan")))
+            lag = sum(max(0, po.high - (po.committed or 0)) for po in kafka.partition_offsets(consumer, settings.scans_topic))
             log.info("soak.draining", api_waiting=waiting, loader_lag=lag)
             if waiting == 0 and lag == 0:
                 return
@@ -380,8 +386,7 @@ def run(settings: Settings, config: SoakConfig, echo=print) -> Report:
     prefix = f"soak-{uuid.uuid4().hex[:8]}"
     dlq_start = _end_offsets(settings, settings.dlq_topic)
     api_metrics = f"http://{settings.api_host}:{settings.api_port}/metrics"
-    spooled0 = _metric(api_metrics, "quacknet_delivery_spooled_total")
-    resent0 = _metric(api_metrics, "quacknet_delivery_resent_total")
+    before = _metrics(api_metrics)
     actions = fault_actions(settings, sup, config)
     workdir = Path(tempfile.mkdtemp(prefix="quacknet-soak-"))
     ctx = mp.get_context("spawn")
@@ -433,8 +438,9 @@ def run(settings: Settings, config: SoakConfig, echo=print) -> Report:
     report.accepted = len(accepted)
     report.throughput = report.accepted / config.duration_s
     report.freshness_p50_s, report.freshness_p99_s = probe.percentiles()
-    report.spooled = int(_metric(api_metrics, "quacknet_delivery_spooled_total") - spooled0)
-    report.resent_from_spool = int(_metric(api_metrics, "quacknet_delivery_resent_total") - resent0)
+    after = _metrics(api_metrics)
+    for field_name, metric in (("spooled", "quacknet_delivery_spooled_total"), ("resent_from_spool", "quacknet_delivery_resent_total")):
+        setattr(report, field_name, int(after.get(metric, 0) - before.get(metric, 0)))
     audit(settings, prefix, accepted, report)
     origins, report.dlq_copies = dead_lettered_since(settings, dlq_start)
     report.dlq, report.dlq_unexpected = len(origins & poison), len(origins - poison)

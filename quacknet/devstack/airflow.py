@@ -114,10 +114,11 @@ def token(settings: Settings) -> str:
     return api_call(settings, "POST", "/auth/token", {"username": ADMIN, "password": admin_password(settings)})["access_token"]
 
 
-def run_dag(settings: Settings, dag_id: str, conf: dict, timeout_s: float = 300) -> tuple[str, dict]:
+def run_dag(settings: Settings, dag_id: str, conf: dict, timeout_s: float = 300,
+            jwt: str | None = None) -> tuple[str, dict]:
     """Trigger a DAG run through the REST API (after the dag-processor has parsed the DAG) and
     wait for it to finish; returns (state, the run)."""
-    jwt = token(settings)
+    jwt = jwt or token(settings)
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -138,10 +139,11 @@ def run_dag(settings: Settings, dag_id: str, conf: dict, timeout_s: float = 300)
 
 def create_topics(settings: Settings) -> list[str]:
     """``make run``'s topics come from the ``kafka_topics`` DAG, run on the real scheduler."""
-    state, run = run_dag(settings, "kafka_topics", {"dry_run": False})
+    jwt = token(settings)
+    state, run = run_dag(settings, "kafka_topics", {"dry_run": False}, jwt=jwt)
     if state != "success":
         raise RuntimeError(f"the kafka_topics DAG run {run['dag_run_id']} failed: see the Airflow UI or its task log")
     changes = api_call(settings, "GET", f"/api/v2/dags/kafka_topics/dagRuns/{run['dag_run_id']}/taskInstances/"
-                       "reconcile/xcomEntries/return_value", token=token(settings))["value"]
+                       "reconcile/xcomEntries/return_value", token=jwt)["value"]
     lines = [f"topic {c['topic']}: {c['action']} {c['detail']}" for c in changes] or ["topics: nothing to change"]
     return [f"kafka_topics DAG run {run['dag_run_id']}: {state}", *lines]

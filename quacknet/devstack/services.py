@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Callable
 import urllib.request
 
 from quacknet import kafka as kafka_clients
@@ -46,6 +45,7 @@ def _api_command(s: Settings) -> list[str]:
 
 
 def _api_prepare(s: Settings) -> None:
+    _require_topics(s, [s.scans_topic])
     credentials.ensure_api_key(s)
     metrics_dir = s.data_dir("api") / "prometheus"
     shutil.rmtree(metrics_dir, ignore_errors=True)  # multiprocess metric files of a previous run
@@ -56,16 +56,13 @@ def _api_healthy(s: Settings) -> bool:
     return _http_ok(f"http://{s.api_host}:{s.api_port}/healthz")
 
 
-def _topics_ready(names: Callable[[Settings], list[str]]) -> Callable[[Settings], None]:
+def _require_topics(s: Settings, wanted: list[str]) -> None:
     """The API and the loader need their topics (the broker does not auto-create them); ``make run``
     has the ``kafka_topics`` DAG create them first."""
-    def check(s: Settings) -> None:
-        wanted = names(s)
-        missing = sorted(set(wanted) - set(topics.describe(kafka_clients.admin(s), wanted)))
-        if missing:
-            raise ServiceError(f"topic(s) {', '.join(missing)} do not exist: start Airflow too (`make run`) so the "
-                               "kafka_topics DAG creates them, or trigger that DAG")
-    return check
+    missing = sorted(set(wanted) - set(topics.describe(kafka_clients.admin(s), wanted)))
+    if missing:
+        raise ServiceError(f"topic(s) {', '.join(missing)} do not exist: start Airflow too (`make run`) so the "
+                           "kafka_topics DAG creates them, or trigger that DAG")
 
 
 def _migrate(s: Settings) -> list[str]:
@@ -102,7 +99,7 @@ API = Service(
     healthy=_api_healthy,
     ports=lambda s: [s.api_port],
     describe=lambda s: f"ingest API (gunicorn, {s.api_workers} workers) http://{s.api_host}:{s.api_port}/v1/scans",
-    prepare=lambda s: (_topics_ready(lambda s: [s.scans_topic])(s), _api_prepare(s)),
+    prepare=_api_prepare,
     env=lambda s: {"PROMETHEUS_MULTIPROC_DIR": str(s.data_dir("api") / "prometheus")},
     stop_timeout_s=45.0,
 )
@@ -110,7 +107,7 @@ API = Service(
 LOADER = Service(
     name="loader",
     command=lambda s: [sys.executable, "-m", "quacknet.loader"],
-    prepare=_topics_ready(lambda s: [s.scans_topic, s.dlq_topic]),
+    prepare=lambda s: _require_topics(s, [s.scans_topic, s.dlq_topic]),
     healthy=lambda s: _http_ok(f"http://{s.loader_metrics_host}:{s.loader_metrics_port}/metrics"),
     ports=lambda s: [s.loader_metrics_port],
     describe=lambda s: f"loader {s.scans_topic} -> {s.clickhouse_database}.scans (group {s.loader_group}), "

@@ -23,7 +23,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from quacknet import kafka, warehouse
-from quacknet.loader.steps import Batch, dead_letter, decode_message, insert_rows, record_loaded
+from quacknet.loader.steps import Batch, dead_letter, decode_message, store_batch
 from quacknet.logs import get_logger
 from quacknet.settings import Settings
 from quacknet.warehouse.migrations import migrate
@@ -189,15 +189,12 @@ class Loader:
     def _store(self, batch: Batch) -> bool:
         """On the insert thread: insert with capped exponential backoff until ClickHouse takes it.
         Gives up (False) only after a few attempts once a revoke or a stop is waiting."""
-        rows = batch.json_rows()
         delay, tried = 0.2, 0
         while True:
             tried += 1
             t0 = time.perf_counter()
             try:
-                if batch.rows:
-                    insert_rows(self.client, self.database, rows)
-                record_loaded(self.client, self.database, batch, "loader")
+                store_batch(self.client, self.database, batch, "loader")
                 self.metrics.batch_seconds.observe(time.perf_counter() - t0)
                 self.failing.clear()
                 return True

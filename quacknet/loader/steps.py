@@ -90,6 +90,14 @@ def record_loaded(client, database: str, batch: "Batch", source: str) -> None:
         client.insert(f"{database}.load_ledger", rows, column_names=LEDGER_COLUMNS)
 
 
+def store_batch(client, database: str, batch: "Batch", source: str) -> None:
+    """Store a batch: its rows, then the ledger of the offsets it covered. The loader and replays
+    both store through here; either call may be retried (copies collapse)."""
+    if batch.rows:
+        insert_rows(client, database, batch.json_rows())
+    record_loaded(client, database, batch, source)
+
+
 def dead_letter(producer, dlq_topic: str, poison: list[Poison], timeout_s: float = 30) -> int:
     """Send poison to the dead-letter topic and wait for the broker; returns how many it did not take."""
     for item in poison:

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import time
 
-import clickhouse_connect
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from quacknet import warehouse
 from quacknet.devstack.supervisor import free_port
 from quacknet.warehouse.migrations import migrate
 
@@ -28,10 +28,7 @@ def topic(admin, unique_name):
 
 
 def ch_client(settings, **kwargs):
-    return clickhouse_connect.get_client(
-        dsn=settings.clickhouse_url, username=settings.clickhouse_user,
-        password=settings.clickhouse_password.get_secret_value(), **kwargs,
-    )
+    return warehouse.client(settings, **kwargs)
 
 
 @pytest.fixture
