@@ -1,7 +1,13 @@
-"""gunicorn hooks for the ingest API: flush each worker's producer on exit, and drop a dead
-worker's metric files so multiprocess gauges stay true."""
+"""gunicorn hooks for the ingest API: tune each worker's garbage collector once the app is built,
+flush its producer on exit, and drop a dead worker's metric files so multiprocess gauges stay true."""
 
 from prometheus_client import multiprocess
+
+from quacknet.runtime import tune_gc
+
+
+def post_worker_init(worker):
+    tune_gc()  # after the app is built: its objects are frozen out of collections
 
 
 def worker_exit(server, worker):

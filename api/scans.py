@@ -14,7 +14,8 @@ from api.auth import require
 from api.errors import ErrorDetail, details_of, error_response
 from quacknet.apikeys import SCOPE_WRITE_SCANS
 from quacknet.delivery import Delivered, Delivery
-from quacknet.scan import ScanFields, encode_received, kafka_key, received_stamp, validate_body, validate_submission
+from quacknet.scan import ScanFields, kafka_key, received_stamp, validate_submission
+from quacknet.wire import encode_received, validate_body
 
 bp = Blueprint("scans", __name__)
 

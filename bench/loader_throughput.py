@@ -90,6 +90,7 @@ def raw_insert(settings: Settings, values: list[bytes], database: str) -> float:
     for i in range(0, len(rows), 50_000):
         client.insert(f"{database}.scans_store", rows[i:i + 50_000], column_names=COLUMNS)
     rate = len(rows) / (time.perf_counter() - t0)
+    client.command(f"TRUNCATE TABLE {database}.scans_store")
     client.close()
     return rate
 
@@ -199,8 +200,10 @@ def main() -> None:
     settings = Settings()
     db_raw, db_loader = f"bench_raw_{uuid.uuid4().hex[:6]}", f"bench_loader_{uuid.uuid4().hex[:6]}"
     values = make_backlog(settings, args.scans)
-    consume = raw_consume(settings, args.scans)
-    insert = raw_insert(settings, values, db_raw)
+    # the baselines are the best of two runs: the machine is shared and noisy, and a slow baseline
+    # run would flatter the loader's ratio
+    consume = max(raw_consume(settings, args.scans) for _ in range(2))
+    insert = max(raw_insert(settings, values, db_raw) for _ in range(2))
     del values
     loader, rss, loader_cores, gateway_cores = loader_run(settings, args.scans, db_loader)
     scaled = None
@@ -214,8 +217,8 @@ def main() -> None:
     qkafka.admin(settings).delete_topics([TOPIC])
     base = min(consume, insert)
     print(f"backlog                     {args.scans:,} scans on {TOPIC} (6 partitions)")
-    print(f"(1) raw consume             {consume:>10,.0f} msgs/s")
-    print(f"(2) raw insert              {insert:>10,.0f} rows/s  (clickhouse-connect, 50,000-row batches)")
+    print(f"(1) raw consume             {consume:>10,.0f} msgs/s  (best of 2)")
+    print(f"(2) raw insert              {insert:>10,.0f} rows/s  (clickhouse-connect, 50,000-row batches; best of 2)")
     print(f"(3) loader end to end       {loader:>10,.0f} scans/s  = {loader / base:.0%} of min(1, 2)  (target >= 70%)")
     print(f"CPU during (3)              loader {loader_cores:.2f} cores, ClickHouse gateway {gateway_cores:.2f} cores "
           f"(machine has {os.cpu_count()})")

@@ -148,12 +148,6 @@ def received_stamp(received_at: dt.datetime) -> bytes:
     return _DATETIME.dump_json(to_millis(received_at))
 
 
-def encode_received(scan: ScanFields, stamp: bytes) -> bytes:
-    """``encode(Scan.received(scan, t))`` without building the Scan (the API's hot path). The
-    phone's fields serialize as they are; the server clock (``received_stamp(t)``) is appended."""
-    return scan.__pydantic_serializer__.to_json(scan, exclude_none=True)[:-1] + b',"received_at":' + stamp + b"}"
-
-
 def decode(value: bytes) -> Scan:
     """A Kafka message value back to a Scan; raises pydantic.ValidationError on anything else."""
     return Scan.model_validate_json(value)
@@ -170,19 +164,20 @@ def validate_submission(item: Any, now: dt.datetime) -> ScanIn:
 _ONE_OR_MANY = TypeAdapter(ScanFields | list[ScanFields])
 
 
-def validate_body(raw: bytes, now: dt.datetime) -> list[ScanFields] | None:
-    """The fast path: parse and check a whole body in pydantic's Rust core, then the rules in one
-    loop. None when anything fails: the caller then validates item by item (``validate_submission``)
-    to say which items failed and why."""
+def validate_whole_body(raw: bytes, now: dt.datetime) -> list[ScanFields] | None:
+    """A whole body in one pass of pydantic's Rust core, then the rules. None when anything fails:
+    the caller then validates item by item (``validate_submission``) to say which and why."""
     try:
         parsed = _ONE_OR_MANY.validate_json(raw)
     except (ValidationError, RecursionError):
         return None
     scans = parsed if isinstance(parsed, list) else [parsed]
-    for scan in scans:
-        if time_problem(scan.observed_at, now) or network_problem(scan):
-            return None
-    return scans
+    return scans if follow_the_rules(scans, now) else None
+
+
+def follow_the_rules(scans: list, now: dt.datetime) -> bool:
+    """The ScanIn rules that need the clock or several fields, for scans checked field by field."""
+    return not any(time_problem(scan.observed_at, now) or network_problem(scan) for scan in scans)
 
 
 # ClickHouse column types of a stored scan, in column order (the warehouse builds its DDL from this;

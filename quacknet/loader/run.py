@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from quacknet import kafka, warehouse
 from quacknet.loader.steps import Batch, dead_letter, decode_message, store_batch
 from quacknet.logs import get_logger
+from quacknet.runtime import tune_gc
 from quacknet.settings import Settings
 from quacknet.warehouse.migrations import migrate
 
@@ -263,6 +264,7 @@ def main() -> None:
     registry = CollectorRegistry()
     start_http_server(settings.loader_metrics_port, addr=settings.loader_metrics_host, registry=registry)
     loader = Loader(settings, registry)
+    tune_gc()
     signal.signal(signal.SIGTERM, loader.stop)
     signal.signal(signal.SIGINT, loader.stop)
     loader.run()

@@ -9,14 +9,13 @@ twice. Within a batch, copies of one ``scan_id`` are dropped before the insert (
 
 from __future__ import annotations
 
-import functools
-import json
 import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import Message, TopicPartition
 from pydantic import ValidationError
 
+from quacknet import wire
 from quacknet.scan import CLICKHOUSE_TYPES, SCHEMA_VERSION, Scan, decode
 from quacknet.warehouse.migrations import LINEAGE
 
@@ -32,10 +31,14 @@ class Poison:
     error: str
 
 
-def decode_message(msg: Message) -> Scan | Poison:
+def decode_message(msg: Message) -> Scan | wire.WireScan | Poison:
+    """A scan (from the fast path, or from pydantic when the fast path cannot vouch for it) or poison."""
     value = msg.value()
     if value is None:
         return Poison(msg, "undecodable", "empty message value")
+    fast = wire.decode_scan(value)
+    if fast is not None:
+        return fast
     try:
         return decode(value)
     except ValidationError as exc:
@@ -58,23 +61,20 @@ def dead_letter_headers(poison: Poison) -> list[tuple[str, bytes]]:
     ]
 
 
-def json_row(scan: Scan, topic: str, partition: int, offset: int) -> tuple[bytes, str, int]:
-    """One JSONEachRow line: the validated scan re-serialized canonically (so ClickHouse parses
-    exactly what pydantic accepted), plus its Kafka lineage. Cheaper than building Python rows
-    for clickhouse-connect's Native encoder, and the engine parses in its own process."""
-    body = scan.__pydantic_serializer__.to_json(scan, exclude_none=True)
-    return body[:-1] + b',"kafka_topic":%s,"kafka_partition":%d,"kafka_offset":%d}' % (
-        _json_string(topic), partition, offset), topic, partition
+def json_row(scan: Scan | wire.WireScan, topic: str, partition: int, offset: int) -> bytes:
+    """One row for ClickHouse: the validated values written canonically (so the engine parses
+    exactly what was validated, never a message's own spelling), then the Kafka lineage. Cheaper
+    than building Python rows for clickhouse-connect's Native encoder, and the engine parses in
+    its own process."""
+    return wire.row(scan, topic, partition, offset)
 
 
-@functools.lru_cache(maxsize=64)
-def _json_string(text: str) -> bytes:
-    return json.dumps(text).encode()
+ROW_COLUMNS = [*wire.FIELDS, *LINEAGE]  # the order of json_row's values
 
 
 def insert_rows(client, database: str, rows: bytes) -> None:
     """The one insert path into the store, for the loader and for replays alike."""
-    client.raw_insert(f"{database}.scans_store", COLUMNS, rows, fmt="JSONEachRow",
+    client.raw_insert(f"{database}.scans_store", ROW_COLUMNS, rows, fmt="JSONCompactEachRow",
                       settings={"date_time_input_format": "best_effort"})
 
 
@@ -110,24 +110,25 @@ class Batch:
     """Rows to insert and, per partition, the next offset to commit once they are stored."""
 
     started: float = field(default_factory=time.monotonic)
-    rows: dict = field(default_factory=dict)  # scan_id -> (JSON row, topic, partition); the last copy wins
+    rows: dict = field(default_factory=dict)  # scan_id -> JSON row; the last copy wins
     poison: list[Poison] = field(default_factory=list)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     first_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     messages: int = 0
 
-    def add(self, msg: Message, item: Scan | Poison) -> None:
+    def add(self, msg: Message, item: Scan | wire.WireScan | Poison) -> None:
         self.messages += 1
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
         self.next_offsets[(topic, partition)] = offset + 1
-        self.first_offsets.setdefault((topic, partition), offset)
-        if isinstance(item, Poison):
+        if (topic, partition) not in self.first_offsets:
+            self.first_offsets[(topic, partition)] = offset
+        if type(item) is Poison:
             self.poison.append(item)
         else:
             self.rows[item.scan_id] = json_row(item, topic, partition, offset)
 
     def json_rows(self) -> bytes:
-        return b"\n".join(row for row, _, _ in self.rows.values())
+        return b"\n".join(self.rows.values())
 
     @property
     def duplicates(self) -> int:

@@ -71,6 +71,46 @@ def test_poison_messages_go_to_the_dead_letter_topic_with_their_origin(lsettings
         assert headers["quacknet.error.message"]
 
 
+def test_messages_only_pydantic_accepts_are_stored_with_pydantics_values(lsettings, ch):
+    """The fast path (quacknet.wire) hands these to pydantic; the stored row must be what pydantic
+    read, not the message's own spelling."""
+    now = dt.datetime.now(dt.timezone.utc)
+    base = json.loads(encode(Scan.received(validate_submission(scan_payload("lax"), now), now)))
+    variants = {
+        "padded": {"carrier": "  Telekom.de  ", "device_id": " lax "},
+        "lax_number": {"lat": "52.5", "cell_id": 7.0},
+        "seventh_digit": {"observed_at": (now - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.1234569Z")},
+        "escaped": {"carrier": "T\u00e9l\u00e9com"},
+    }
+    producer = qkafka.producer(lsettings)
+    expected, names = {}, {}
+    for name, change in variants.items():
+        doc = {**base, "scan_id": str(uuid.uuid4()), **change}
+        value = json.dumps(doc, ensure_ascii=True).encode()
+        expected[doc["scan_id"]], names[name] = Scan.model_validate_json(value), doc["scan_id"]
+        producer.produce(lsettings.scans_topic, key=name.encode(), value=value)
+    producer.produce(lsettings.scans_topic, key=b"canonical", value=encode(Scan.model_validate(base)))
+    expected[base["scan_id"]] = Scan.model_validate(base)
+    assert producer.flush(10) == 0
+    loader = LoaderThread(lsettings)
+    try:
+        wait_for(lambda: count(ch, lsettings) == len(expected), 60, "every variant")
+    finally:
+        loader.stop()
+    rows = ch.query(f"SELECT toString(scan_id), device_id, carrier, lat, cell_id, observed_at "
+                    f"FROM {lsettings.clickhouse_database}.scans").result_rows
+    for scan_id, device_id, carrier, lat, cell_id, observed_at in rows:
+        want = expected[scan_id]
+        assert (device_id, carrier, lat, cell_id) == (want.device_id, want.carrier, want.lat, want.cell_id)
+        assert observed_at.replace(tzinfo=dt.timezone.utc) == want.observed_at.replace(  # DateTime64(3)
+            microsecond=want.observed_at.microsecond // 1000 * 1000)
+    assert {r[0] for r in rows} == set(expected)
+    by_id = {r[0]: r for r in rows}
+    assert by_id[names["padded"]][1:3] == ("lax", "Telekom.de")
+    assert by_id[names["lax_number"]][3:5] == (52.5, 7)
+    assert by_id[names["escaped"]][2] == "Télécom"
+
+
 def test_the_same_scan_twice_is_counted_once(lsettings, ch):
     now = dt.datetime.now(dt.timezone.utc)
     scan_in = validate_submission(scan_payload("twice"), now)

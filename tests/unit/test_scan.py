@@ -8,7 +8,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from quacknet.scan import Scan, decode, encode, encode_received, kafka_key, received_stamp, validate_body, validate_submission
+from quacknet.scan import Scan, decode, encode, kafka_key, received_stamp, validate_submission
+from quacknet.wire import encode_received, validate_body
 from quacknet.samples import scan_payload
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=dt.timezone.utc)
