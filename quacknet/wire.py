@@ -27,9 +27,10 @@ from pydantic import AwareDatetime, BaseModel
 from quacknet.scan import Scan, ScanFields, follow_the_rules, validate_whole_body
 
 
-def _meta(metadata: list) -> msgspec.Meta | None:
-    """pydantic's constraint objects as one msgspec Meta."""
+def _meta(metadata: list) -> tuple[msgspec.Meta | None, str | None]:
+    """pydantic's constraint objects as one msgspec Meta, and the pattern apart (see ``_STRINGS``)."""
     kw: dict[str, Any] = {}
+    pattern = None
     for item in metadata:
         if isinstance(item, Ge):
             kw["ge"] = item.ge
@@ -40,45 +41,54 @@ def _meta(metadata: list) -> msgspec.Meta | None:
         elif isinstance(item, MaxLen):
             kw["max_length"] = item.max_length
         elif getattr(item, "pattern", None):
-            kw["pattern"] = item.pattern
+            pattern = item.pattern
         else:
             raise TypeError(f"no msgspec equivalent for the constraint {item!r}: teach quacknet.wire about it")
-    return msgspec.Meta(**kw) if kw else None
+    return (msgspec.Meta(**kw) if kw else None), pattern
 
 
-def _msgspec_type(annotation: Any, metadata: list) -> Any:
+def _msgspec_type(annotation: Any, metadata: list) -> tuple[Any, str | None]:
     args = typing.get_args(annotation)
     if typing.get_origin(annotation) in (Union, types.UnionType) and type(None) in args:
         (inner,) = [a for a in args if a is not type(None)]
-        return _msgspec_type(inner, metadata) | None
+        kind, pattern = _msgspec_type(inner, metadata)
+        return kind | None, pattern
     if annotation is AwareDatetime and not metadata:
-        return Annotated[dt.datetime, msgspec.Meta(tz=True)]
+        return Annotated[dt.datetime, msgspec.Meta(tz=True)], None
     if typing.get_origin(annotation) is Literal or annotation in (str, int, float, bool) or isinstance(annotation, type):
-        meta = _meta(metadata)
-        return Annotated[annotation, meta] if meta else annotation
+        meta, pattern = _meta(metadata)
+        if pattern is not None and annotation is not str:
+            raise TypeError(f"a pattern on {annotation!r}: teach quacknet.wire about it")
+        return (Annotated[annotation, meta] if meta else annotation), pattern
     raise TypeError(f"no msgspec equivalent for {annotation!r}: teach quacknet.wire about it")
 
 
+# Per derived Struct: its string fields, their patterns and the values known to match, checked
+# after decoding (``_as_pydantic_would``).
+_STRINGS: dict[type, tuple[tuple[str, re.Pattern | None, set[str]], ...]] = {}
+_KNOWN_MAX = 1 << 16  # values remembered per field
+
+
 def derive(model: type[BaseModel]) -> type[msgspec.Struct]:
-    """A msgspec Struct with ``model``'s fields, types, constraints and field order."""
+    """A msgspec Struct with ``model``'s fields, types, constraints and field order. Patterns are
+    checked after decoding, with a cache: msgspec would run the regex on every value, and device
+    ids, MCCs and MNCs repeat (bench: 1.2 of 3.2 µs per scan)."""
     if model.model_config.get("extra") != "forbid":
         raise TypeError("the fast path mirrors extra='forbid' only")
-    fields = []
+    fields, strings = [], []
     for name, info in model.model_fields.items():
-        kind = _msgspec_type(info.annotation, info.metadata)
+        kind, pattern = _msgspec_type(info.annotation, info.metadata)
         fields.append((name, kind) if info.is_required() else (name, kind, info.default))
-    return msgspec.defstruct(f"Wire{model.__name__}", fields, kw_only=True, forbid_unknown_fields=True,
-                             omit_defaults=True)
-
-
-def _string_fields(model: type[BaseModel]) -> tuple[str, ...]:
-    return tuple(name for name, info in model.model_fields.items()
-                 if info.annotation is str or str in typing.get_args(info.annotation))
+        if info.annotation is str or str in typing.get_args(info.annotation):
+            strings.append((name, re.compile(pattern) if pattern else None, set()))
+    struct = msgspec.defstruct(f"Wire{model.__name__}", fields, kw_only=True, forbid_unknown_fields=True,
+                               omit_defaults=True)
+    _STRINGS[struct] = tuple(strings)
+    return struct
 
 
 WireScan = derive(Scan)
 WireScanFields = derive(ScanFields)
-_STRINGS = {WireScan: _string_fields(Scan), WireScanFields: _string_fields(ScanFields)}
 FIELDS = tuple(f.name for f in msgspec.structs.fields(WireScan))  # Scan's field order
 _SCAN = msgspec.json.Decoder(WireScan)
 _SUBMISSIONS = msgspec.json.Decoder(Union[WireScanFields, list[WireScanFields]])
@@ -87,12 +97,23 @@ encode = _ENCODER.encode
 
 
 def _as_pydantic_would(item: msgspec.Struct) -> bool:
-    """pydantic strips surrounding whitespace (``str_strip_whitespace``) before it checks a string;
-    msgspec does not. A padded string is pydantic's to judge."""
-    for name in _STRINGS[type(item)]:
+    """The string checks msgspec leaves to us. pydantic strips surrounding whitespace
+    (``str_strip_whitespace``) before it checks a string, msgspec does not: a padded string is
+    pydantic's to judge. Patterns are searched with Python's ``re`` (whose ``$`` also matches before
+    a final newline, Rust's does not; such a string is padded, so it never gets that far). The
+    sets of known values are only touched under the GIL, so the API's threads share them safely."""
+    for name, pattern, known in _STRINGS[type(item)]:
         value = getattr(item, name)
-        if value is not None and value != value.strip():
+        if value is None:
+            continue
+        if value != value.strip():
             return False
+        if pattern is not None and value not in known:
+            if pattern.search(value) is None:
+                return False
+            if len(known) >= _KNOWN_MAX:
+                known.clear()
+            known.add(value)
     return True
 
 

@@ -68,6 +68,8 @@ def test_accepted_variants_give_pydantics_values(change):
 @pytest.mark.parametrize("change", [
     {"carrier": " Telekom.de"},  # pydantic strips, so pydantic decides
     {"device_id": "dev-1\n"},  # Python's `$` matches before a final newline; Rust's does not
+    {"mcc": "862"},  # patterns are checked after decoding
+    {"device_id": "dev/1"},
     {"lat": "54.1"},  # a coercion only pydantic does
     {"cell_id": 7.0},
     {"schema_version": 2},
@@ -173,3 +175,15 @@ def test_the_api_body_path_uses_the_fast_path_and_still_applies_the_rules():
     assert validate_body(json.dumps(no_mcc).encode(), NOW) is None
     with pytest.raises(ValidationError):
         ScanFields.model_validate({**good[0], "lat": 91})
+
+
+def test_values_known_to_match_a_pattern_are_remembered_boundedly_and_never_a_mismatch(monkeypatch):
+    monkeypatch.setattr(wire, "_KNOWN_MAX", 3)
+    (known,) = [k for name, _, k in wire._STRINGS[wire.WireScan] if name == "device_id"]
+    known.clear()
+    for i in range(5):
+        assert agree_on_scan(json.dumps(stored(device_id=f"dev-{i}")).encode())
+        assert len(known) <= 3 and f"dev-{i}" in known
+    assert wire.decode_scan(json.dumps(stored(device_id="dev/1")).encode()) is None
+    assert "dev/1" not in known
+    assert wire.decode_scan(json.dumps(stored(device_id="dev/1")).encode()) is None  # still refused
