@@ -39,6 +39,16 @@ def airflow_stack(lsettings, tmp_path):
 _call = airflow.api_call
 
 
+def _finished_state(settings, run_id: str, token: str, timeout_s: float) -> str:
+    """The DAG run's own state once it is done (or the test fails naming the state it is stuck in)."""
+    path = f"/api/v2/dags/replay_to_clickhouse/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+    deadline = time.monotonic() + timeout_s
+    while (state := _call(settings, "GET", path, token=token)["state"]) not in ("success", "failed"):
+        assert time.monotonic() < deadline, f"the replay run is still {state} after {timeout_s:.0f} s"
+        time.sleep(2)
+    return state
+
+
 def test_replay_triggered_through_the_rest_api_runs_on_the_real_scheduler(airflow_stack, ch):
     settings = airflow_stack
     ids = produce(settings, 700)
@@ -52,11 +62,7 @@ def test_replay_triggered_through_the_rest_api_runs_on_the_real_scheduler(airflo
             time.sleep(1)
     conf = {"topic": settings.scans_topic, "start_time": (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)).isoformat()}
     run = _call(settings, "POST", "/api/v2/dags/replay_to_clickhouse/dagRuns", {"logical_date": None, "conf": conf}, token)
-    state = run["state"]
-    while state not in ("success", "failed") and time.monotonic() < deadline + 120:
-        time.sleep(2)
-        state = _call(settings, "GET", f"/api/v2/dags/replay_to_clickhouse/dagRuns/{run['dag_run_id']}", token=token)["state"]
-    assert state == "success"
+    assert _finished_state(settings, run["dag_run_id"], token, 240) == "success"
     assert count(ch, settings) == len(ids) == 700
 
     # the QuackNet plugin on the same API server: behind Airflow's login, showing this replay
@@ -106,11 +112,15 @@ def test_replay_triggered_from_the_ui_form_in_a_real_browser(airflow_stack, ch):
             page.keyboard.press("Delete")
             form.get_by_test_id("trigger-dag-submit").click()
             page.wait_for_url(re.compile(r".*/dags/replay_to_clickhouse/runs/.+"), timeout=30_000)
-            expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=180_000)
-            run_id = page.url.rsplit("/runs/", 1)[1]
+            run_id = urllib.parse.unquote(page.url.rsplit("/runs/", 1)[1])
+            # the run's own state from the REST API: a "Success" on the page may be a finished task's
+            # (the plan) while the copy still runs
+            assert _finished_state(settings, run_id, airflow.token(settings), 180) == "success"
+            page.reload()
+            expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=30_000)
         finally:
             browser.close()
     assert count(ch, settings) == 300
     plan = ch.query(f"SELECT sum(last_offset - first_offset + 1) FROM {settings.clickhouse_database}.load_ledger "
-                    "WHERE source = {s:String}", parameters={"s": f"replay:{urllib.parse.unquote(run_id)}"}).result_rows
+                    "WHERE source = {s:String}", parameters={"s": f"replay:{run_id}"}).result_rows
     assert plan == [(300,)]
