@@ -17,9 +17,12 @@ import urllib.error
 import urllib.request
 
 from quacknet.devstack import credentials
+from quacknet.logs import get_logger
 from quacknet.settings import PROJECT_ROOT, Settings
 
 ADMIN = "admin"
+
+log = get_logger(__name__)
 
 
 def home(settings: Settings):
@@ -114,6 +117,23 @@ def token(settings: Settings) -> str:
     return api_call(settings, "POST", "/auth/token", {"username": ADMIN, "password": admin_password(settings)})["access_token"]
 
 
+def api_call_until(settings: Settings, deadline: float, method: str, path: str, body: dict | None = None,
+                   token: str | None = None) -> dict:
+    """``api_call``, retried on a 5xx until ``deadline`` (monotonic): the local stack's Airflow keeps
+    its metadata in SQLite, where a write can meet "database is locked" while the scheduler and
+    the dag-processor write too. Retrying a trigger is safe for the DAGs run this way (idempotent)."""
+    delay = 0.5
+    while True:
+        try:
+            return api_call(settings, method, path, body, token)
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500 or time.monotonic() + delay > deadline:
+                raise
+            log.warning("airflow.api_retry", method=method, path=path, status=exc.code, retry_in_s=delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5)
+
+
 def run_dag(settings: Settings, dag_id: str, conf: dict, timeout_s: float = 300,
             jwt: str | None = None) -> tuple[str, dict]:
     """Trigger a DAG run through the REST API (after the dag-processor has parsed the DAG) and
@@ -128,12 +148,12 @@ def run_dag(settings: Settings, dag_id: str, conf: dict, timeout_s: float = 300,
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Airflow has not parsed DAG {dag_id} after {timeout_s:.0f}s") from None
             time.sleep(1)
-    run = api_call(settings, "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf}, jwt)
+    run = api_call_until(settings, deadline, "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf}, jwt)
     while run["state"] not in ("success", "failed"):
         if time.monotonic() > deadline:
             raise TimeoutError(f"DAG run {dag_id}/{run['dag_run_id']} still {run['state']} after {timeout_s:.0f}s")
         time.sleep(1)
-        run = api_call(settings, "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}", token=jwt)
+        run = api_call_until(settings, deadline, "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}", token=jwt)
     return run["state"], run
 
 

@@ -43,7 +43,7 @@ def _finished_state(settings, run_id: str, token: str, timeout_s: float) -> str:
     """The DAG run's own state once it is done (or the test fails naming the state it is stuck in)."""
     path = f"/api/v2/dags/replay_to_clickhouse/dagRuns/{urllib.parse.quote(run_id, safe='')}"
     deadline = time.monotonic() + timeout_s
-    while (state := _call(settings, "GET", path, token=token)["state"]) not in ("success", "failed"):
+    while (state := airflow.api_call_until(settings, deadline, "GET", path, token=token)["state"]) not in ("success", "failed"):
         assert time.monotonic() < deadline, f"the replay run is still {state} after {timeout_s:.0f} s"
         time.sleep(2)
     return state
@@ -61,7 +61,8 @@ def test_replay_triggered_through_the_rest_api_runs_on_the_real_scheduler(airflo
         except urllib.error.HTTPError:
             time.sleep(1)
     conf = {"topic": settings.scans_topic, "start_time": (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)).isoformat()}
-    run = _call(settings, "POST", "/api/v2/dags/replay_to_clickhouse/dagRuns", {"logical_date": None, "conf": conf}, token)
+    run = airflow.api_call_until(settings, time.monotonic() + 60, "POST", "/api/v2/dags/replay_to_clickhouse/dagRuns",
+                                 {"logical_date": None, "conf": conf}, token)
     assert _finished_state(settings, run["dag_run_id"], token, 240) == "success"
     assert count(ch, settings) == len(ids) == 700
 
