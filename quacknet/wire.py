@@ -157,9 +157,11 @@ def canonical(scan: msgspec.Struct | BaseModel) -> bytes:
 
 
 def row(scan: msgspec.Struct | Scan, *lineage: Any) -> bytes:
-    """A JSONCompactEachRow line for ClickHouse: the scan's values in ``FIELDS`` order, then
-    ``lineage``. The same bytes from either path; missing optional values are null. The engine
-    parses this array form ~12% cheaper than objects, and msgspec writes it ~35% faster."""
+    """A JSONCompactEachRow line for ClickHouse: the validated values written canonically (so the
+    engine parses exactly what was validated, never a message's own spelling) in ``FIELDS`` order,
+    then ``lineage``. The same bytes from either path; missing optional values are null. The
+    engine parses this array form ~12% cheaper than objects, and msgspec writes it ~35% faster.
+    (Field order, not ``CLICKHOUSE_TYPES`` order: reordering cost 0.3 µs per row on the hot path.)"""
     values = msgspec.structs.astuple(scan) if isinstance(scan, msgspec.Struct) else [getattr(scan, f) for f in FIELDS]
     return _ENCODER.encode((*values, *lineage))
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from quacknet.devstack import credentials
@@ -149,12 +150,19 @@ def run_dag(settings: Settings, dag_id: str, conf: dict, timeout_s: float = 300,
                 raise TimeoutError(f"Airflow has not parsed DAG {dag_id} after {timeout_s:.0f}s") from None
             time.sleep(1)
     run = api_call_until(settings, deadline, "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf}, jwt)
-    while run["state"] not in ("success", "failed"):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"DAG run {dag_id}/{run['dag_run_id']} still {run['state']} after {timeout_s:.0f}s")
-        time.sleep(1)
-        run = api_call_until(settings, deadline, "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}", token=jwt)
+    run = wait_for_run(settings, dag_id, run["dag_run_id"], deadline, jwt)
     return run["state"], run
+
+
+def wait_for_run(settings: Settings, dag_id: str, run_id: str, deadline: float, jwt: str) -> dict:
+    """Poll a DAG run until it succeeded or failed (its own state, not a task's); TimeoutError at
+    ``deadline`` (monotonic)."""
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+    while (run := api_call_until(settings, deadline, "GET", path, token=jwt))["state"] not in ("success", "failed"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"DAG run {dag_id}/{run_id} still {run['state']}")
+        time.sleep(1)
+    return run
 
 
 def create_topics(settings: Settings) -> list[str]:

@@ -19,7 +19,8 @@ from quacknet import wire
 from quacknet.scan import CLICKHOUSE_TYPES, SCHEMA_VERSION, Scan, decode
 from quacknet.warehouse.migrations import LINEAGE
 
-COLUMNS = [*CLICKHOUSE_TYPES, *LINEAGE]
+COLUMNS = [*CLICKHOUSE_TYPES, *LINEAGE]  # the order of clickhouse_row's values (Native inserts)
+ROW_COLUMNS = [*wire.FIELDS, *LINEAGE]  # the order of wire.row's values (the loader's inserts)
 
 
 @dataclass(frozen=True)
@@ -61,17 +62,6 @@ def dead_letter_headers(poison: Poison) -> list[tuple[str, bytes]]:
     ]
 
 
-def json_row(scan: Scan | wire.WireScan, topic: str, partition: int, offset: int) -> bytes:
-    """One row for ClickHouse: the validated values written canonically (so the engine parses
-    exactly what was validated, never a message's own spelling), then the Kafka lineage. Cheaper
-    than building Python rows for clickhouse-connect's Native encoder, and the engine parses in
-    its own process."""
-    return wire.row(scan, topic, partition, offset)
-
-
-ROW_COLUMNS = [*wire.FIELDS, *LINEAGE]  # the order of json_row's values
-
-
 def insert_rows(client, database: str, rows: bytes) -> None:
     """The one insert path into the store, for the loader and for replays alike."""
     client.raw_insert(f"{database}.scans_store", ROW_COLUMNS, rows, fmt="JSONCompactEachRow",
@@ -110,7 +100,7 @@ class Batch:
     """Rows to insert and, per partition, the next offset to commit once they are stored."""
 
     started: float = field(default_factory=time.monotonic)
-    rows: dict = field(default_factory=dict)  # scan_id -> JSON row; the last copy wins
+    rows: dict = field(default_factory=dict)  # scan_id -> JSONCompactEachRow line (wire.row); the last copy wins
     poison: list[Poison] = field(default_factory=list)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     first_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -125,7 +115,7 @@ class Batch:
         if type(item) is Poison:
             self.poison.append(item)
         else:
-            self.rows[item.scan_id] = json_row(item, topic, partition, offset)
+            self.rows[item.scan_id] = wire.row(item, topic, partition, offset)
 
     def json_rows(self) -> bytes:
         return b"\n".join(self.rows.values())

@@ -39,31 +39,13 @@ def airflow_stack(lsettings, tmp_path):
 _call = airflow.api_call
 
 
-def _finished_state(settings, run_id: str, token: str, timeout_s: float) -> str:
-    """The DAG run's own state once it is done (or the test fails naming the state it is stuck in)."""
-    path = f"/api/v2/dags/replay_to_clickhouse/dagRuns/{urllib.parse.quote(run_id, safe='')}"
-    deadline = time.monotonic() + timeout_s
-    while (state := airflow.api_call_until(settings, deadline, "GET", path, token=token)["state"]) not in ("success", "failed"):
-        assert time.monotonic() < deadline, f"the replay run is still {state} after {timeout_s:.0f} s"
-        time.sleep(2)
-    return state
-
-
 def test_replay_triggered_through_the_rest_api_runs_on_the_real_scheduler(airflow_stack, ch):
     settings = airflow_stack
     ids = produce(settings, 700)
     token = airflow.token(settings)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # the dag-processor must have parsed the DAG first
-        try:
-            _call(settings, "GET", "/api/v2/dags/replay_to_clickhouse", token=token)
-            break
-        except urllib.error.HTTPError:
-            time.sleep(1)
     conf = {"topic": settings.scans_topic, "start_time": (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)).isoformat()}
-    run = airflow.api_call_until(settings, time.monotonic() + 60, "POST", "/api/v2/dags/replay_to_clickhouse/dagRuns",
-                                 {"logical_date": None, "conf": conf}, token)
-    assert _finished_state(settings, run["dag_run_id"], token, 240) == "success"
+    state, run = airflow.run_dag(settings, "replay_to_clickhouse", conf, timeout_s=360, jwt=token)
+    assert state == "success"
     assert count(ch, settings) == len(ids) == 700
 
     # the QuackNet plugin on the same API server: behind Airflow's login, showing this replay
@@ -116,7 +98,8 @@ def test_replay_triggered_from_the_ui_form_in_a_real_browser(airflow_stack, ch):
             run_id = urllib.parse.unquote(page.url.rsplit("/runs/", 1)[1])
             # the run's own state from the REST API: a "Success" on the page may be a finished task's
             # (the plan) while the copy still runs
-            assert _finished_state(settings, run_id, airflow.token(settings), 180) == "success"
+            run = airflow.wait_for_run(settings, "replay_to_clickhouse", run_id, time.monotonic() + 180, airflow.token(settings))
+            assert run["state"] == "success"
             page.reload()
             expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=30_000)
         finally:
