@@ -14,7 +14,7 @@ from api.auth import require
 from api.errors import ErrorDetail, details_of, error_response
 from quacknet.apikeys import SCOPE_WRITE_SCANS
 from quacknet.delivery import Delivered, Delivery
-from quacknet.scan import ScanFields, kafka_key, received_stamp, validate_submission
+from quacknet.scan import ScanFields, kafka_key, validate_submission
 from quacknet.wire import encode_received, validate_body
 
 bp = Blueprint("scans", __name__)
@@ -100,9 +100,8 @@ def submit():
     if not delivery.room(len(accepted)):
         return error_response(503, "queue_full", "the Kafka producer queue is saturated; retry shortly",
                               headers={"Retry-After": "1"})
-    stamp = received_stamp(now)
     waiters = [Future() for _ in accepted] if wait_for_ack else []
-    delivery.submit(settings.scans_topic, [(kafka_key(s), encode_received(s, stamp)) for s in accepted], waiters)
+    delivery.submit(settings.scans_topic, list(zip(map(kafka_key, accepted), encode_received(accepted, now))), waiters)
     metrics.accepted.inc(len(accepted))
 
     outcome = Outcome(accepted=[s.scan_id for s in accepted], rejected=rejected)

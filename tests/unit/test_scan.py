@@ -8,7 +8,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from quacknet.scan import Scan, decode, encode, kafka_key, received_stamp, validate_submission
+from quacknet.scan import Scan, decode, encode, kafka_key, validate_submission
 from quacknet.wire import encode_received, validate_body
 from quacknet.samples import scan_payload
 
@@ -35,7 +35,7 @@ def test_a_full_scan_round_trips_through_the_kafka_encoding():
     assert "altitude_m" not in doc  # absent stays absent
     assert decode(value) == message
     assert kafka_key(scan) == b"device-1"
-    assert encode_received(scan, received_stamp(NOW)) == value  # the API's fast path writes the same bytes
+    assert encode_received([scan], NOW) == [value]  # the API's hot path writes the same bytes
 
 
 def test_wifi_needs_no_cellular_identity():

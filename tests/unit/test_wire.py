@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from quacknet import wire
 from quacknet.samples import scan_payload
-from quacknet.scan import Scan, ScanFields, encode, received_stamp
+from quacknet.scan import MAX_AGE, MAX_SKEW, Scan, ScanFields, encode
 from quacknet.wire import encode_received, validate_body
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.timezone.utc)
@@ -39,9 +39,9 @@ def agree_on_scan(value: bytes) -> bool:
 
 
 def test_the_derived_structs_mirror_the_models_field_for_field():
-    for struct, model in ((wire.WireScan, Scan), (wire.WireScanFields, ScanFields)):
+    for struct, model in ((wire.WireScan, Scan), (wire.WireSubmission, ScanFields)):
         fields = msgspec.structs.fields(struct)
-        assert [f.name for f in fields] == list(model.model_fields)
+        assert [f.name for f in fields] == list(Scan.model_fields)  # a submission has the server's slot
         required = [f.name for f in fields if f.required]
         assert required == [name for name, info in model.model_fields.items() if info.is_required()]
 
@@ -162,8 +162,7 @@ def test_property_submissions_agree_with_the_pydantic_body_path(values):
     if fast is None:
         return
     slow = [ScanFields.model_validate(item) for item in json.loads(body)]  # must not raise
-    stamp = received_stamp(NOW)
-    assert [encode_received(a, stamp) for a in fast] == [encode_received(b, stamp) for b in slow]
+    assert encode_received(fast, NOW) == encode_received(slow, NOW) == [encode(Scan.received(s, NOW)) for s in slow]
 
 
 def test_the_api_body_path_uses_the_fast_path_and_still_applies_the_rules():
@@ -187,3 +186,27 @@ def test_values_known_to_match_a_pattern_are_remembered_boundedly_and_never_a_mi
     assert wire.decode_scan(json.dumps(stored(device_id="dev/1")).encode()) is None
     assert "dev/1" not in known
     assert wire.decode_scan(json.dumps(stored(device_id="dev/1")).encode()) is None  # still refused
+
+
+def test_a_submission_that_sends_the_server_clock_is_pydantics_to_refuse():
+    doc = dict(stored(), received_at="2026-11-26T12:00:01.250Z")  # a valid time, but the server's field
+    body = json.dumps([stored(received_at=None), doc]).encode().replace(b', "received_at": null', b"")
+    assert wire.decode_submissions(body) is None
+    assert validate_body(body, NOW) is None
+    with pytest.raises(ValidationError, match="received_at"):
+        ScanFields.model_validate(doc)
+
+
+@pytest.mark.parametrize("offset, ok", [
+    (-MAX_AGE + dt.timedelta(seconds=1), True), (-MAX_AGE - dt.timedelta(seconds=1), False),
+    (MAX_SKEW, True), (MAX_SKEW + dt.timedelta(milliseconds=1), False),
+])
+def test_the_clock_rule_holds_for_any_item_of_a_body(offset, ok):
+    """The rule compares a body's earliest and latest times: one bad item anywhere fails the body."""
+    docs = [{k: v for k, v in stored().items() if k != "received_at"} for _ in range(3)]
+    docs[1]["observed_at"] = (NOW + offset).isoformat()
+    padded = [dict(docs[0], carrier=" Telekom.de"), *docs[1:]]  # pydantic's to read: the whole-body path
+    fast, slow = json.dumps(docs).encode(), json.dumps(padded).encode()
+    assert wire.decode_submissions(fast) is not None and wire.decode_submissions(slow) is None
+    for body in (fast, slow):
+        assert (validate_body(body, NOW) is not None) == ok
