@@ -9,8 +9,10 @@ Targets: (b) >= 50% of (a); (c) >= 2,000 requests/s with p99 < 50 ms at 2 gunico
 
 Both API loads come from wrk, a C load generator in its own process, so the clients take little
 of the CPU the API is measured on (Python clients took about a third of this 2-core machine).
-(a) and (b) run in alternating rounds and each (b) is compared with the (a) just before it; the
-figure is the median ratio, since the broker's speed here swings between runs (130-400k/s).
+The baseline producer is connected and holds its idempotence PID before it is timed, as the API's
+long-lived producers do (timing its start-up had halved the baseline). (a), (b) and (b') run in
+alternating rounds, each compared with the (a) just before it; the figures are median ratios, since
+the broker's speed here swings between runs (530-770k/s for (a) in one session).
 After each (b) round the topic's offsets must have grown by every scan the API accepted.
 Also reports CPU use during (b) and the RSS of each gunicorn worker. Needs the local stack's
 Kafka (`make run`).
