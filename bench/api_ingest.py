@@ -220,7 +220,7 @@ def main() -> None:
             rounds = []
             for _ in range(args.rounds):
                 raw = raw_produce(base, values)
-                before = wait_for_topic(base, 0)
+                before = topic_size(base)
                 cpu0, broker0, machine0 = [cpu_seconds([w]) for w in workers], cpu_seconds([broker]), psutil.cpu_times()
                 run = wrk(settings.api_port, key, args.seconds, *load)
                 machine, cpu1, broker1 = psutil.cpu_times(), [cpu_seconds([w]) for w in workers], cpu_seconds([broker])

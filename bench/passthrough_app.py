@@ -11,7 +11,7 @@ from __future__ import annotations
 import msgspec
 from flask import Flask, request
 
-from quacknet import kafka
+from quacknet import delivery
 from quacknet.settings import Settings
 
 
@@ -26,8 +26,7 @@ _KEYS = msgspec.json.Decoder(list[_Key])
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
     app = Flask(__name__)
-    producer = kafka.producer(settings, **{"queue.buffering.max.messages": settings.api_queue_max_messages,
-                                           "linger.ms": settings.api_linger_ms})
+    producer = delivery.producer(settings)
 
     @app.post("/v1/scans")
     def ingest():

@@ -20,7 +20,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from quacknet import kafka
@@ -55,16 +55,22 @@ class DeliveryMetrics:
                                  multiprocess_mode="livemax", **kw)
 
 
+def producer(settings: Settings) -> Producer:
+    """The API's producer: the project's defaults (acks=all, idempotent) with the API's delivery
+    timeout, queue bound and linger. bench/passthrough_app.py uses the same, so its ceiling is fair."""
+    return kafka.producer(settings, **{
+        "message.timeout.ms": settings.api_delivery_timeout_ms,
+        "queue.buffering.max.messages": settings.api_queue_max_messages,
+        "linger.ms": settings.api_linger_ms,
+    })
+
+
 class Delivery:
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None):
         self.settings = settings
         self.metrics = DeliveryMetrics(registry)
         self.queue_max = settings.api_queue_max_messages
-        self.producer = kafka.producer(settings, **{
-            "message.timeout.ms": settings.api_delivery_timeout_ms,
-            "queue.buffering.max.messages": self.queue_max,
-            "linger.ms": settings.api_linger_ms,
-        })
+        self.producer = producer(settings)
         self.spool = Spool(settings.spool_path, settings.spool_max_messages)
         self._failed: list[tuple[str, bytes | None, bytes, str]] = []
         self._failed_lock = threading.Lock()

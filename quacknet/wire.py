@@ -64,8 +64,8 @@ def _msgspec_type(annotation: Any, metadata: list) -> tuple[Any, str | None]:
     raise TypeError(f"no msgspec equivalent for {annotation!r}: teach quacknet.wire about it")
 
 
-# Per derived Struct: its string fields, their patterns and the values known to pass both checks
-# of ``_as_pydantic_would`` (unpadded, and matching the pattern if there is one).
+# Per derived Struct: its string fields, their patterns and the values known to pass ``_passes``
+# (unpadded, and matching the pattern if there is one).
 _STRINGS: dict[type, tuple[tuple[str, re.Pattern | None, set[str]], ...]] = {}
 _KNOWN_MAX = 1 << 16  # values remembered per field
 
@@ -175,13 +175,6 @@ def decode_submissions(raw: bytes) -> list[msgspec.Struct] | None:
     return items if _all_as_pydantic_would(items) else None
 
 
-def canonical(scan: msgspec.Struct | BaseModel) -> bytes:
-    """The canonical JSON of a scan from either path (the same bytes for the same values)."""
-    if isinstance(scan, msgspec.Struct):
-        return _ENCODER.encode(scan)
-    return scan.__pydantic_serializer__.to_json(scan, exclude_none=True)
-
-
 def row(scan: msgspec.Struct | Scan, *lineage: Any) -> bytes:
     """A JSONCompactEachRow line for ClickHouse: the validated values written canonically (so the
     engine parses exactly what was validated, never a message's own spelling) in ``FIELDS`` order,
@@ -203,7 +196,7 @@ def encode_received(scans: list[msgspec.Struct] | list[ScanFields], received_at:
             scan.received_at = at
         return list(map(_ENCODER.encode, scans))
     tail = b',"received_at":' + received_stamp(at) + b"}"
-    return [canonical(scan)[:-1] + tail for scan in scans]
+    return [scan.__pydantic_serializer__.to_json(scan, exclude_none=True)[:-1] + tail for scan in scans]
 
 
 def validate_body(raw: bytes, now: dt.datetime) -> list | None:
