@@ -6,7 +6,7 @@ import math
 import time
 from functools import wraps
 
-from flask import current_app, g, request
+from flask import Flask, current_app, g, request
 from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
@@ -37,6 +37,11 @@ class RateLimiter:
             return None
         reset, _ = self._limiter.get_window_stats(item, key.name)
         return max(0.0, reset - time.time())
+
+
+def init_app(app: Flask, keys: KeyStore, workers: int) -> None:
+    app.extensions["quacknet.keys"] = keys
+    app.extensions["quacknet.limiter"] = RateLimiter(workers)
 
 
 def require(scope: str):

@@ -8,6 +8,7 @@ from flask import Flask, jsonify
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
+from quacknet.errors import Conflict, InvalidInput, Unavailable
 from quacknet.logs import get_logger
 
 log = get_logger(__name__)
@@ -46,7 +47,21 @@ def error_response(status: int, error: str, message: str, details: list[ErrorDet
     return response
 
 
-def register(app: Flask) -> None:
+def init_app(app: Flask) -> None:
+    """Every error answers in the one shape; QuackNet's own kinds map to their status."""
+
+    @app.errorhandler(InvalidInput)
+    def invalid(exc: InvalidInput):
+        return error_response(400, exc.code, str(exc))
+
+    @app.errorhandler(Conflict)
+    def conflict(exc: Conflict):
+        return error_response(409, exc.code, str(exc))
+
+    @app.errorhandler(Unavailable)
+    def unavailable(exc: Unavailable):
+        return error_response(503, exc.code, str(exc), headers={"Retry-After": "1"})
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         name = (exc.name or "error").lower().replace(" ", "_")

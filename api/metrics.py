@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import os
+import time
 
+from flask import Flask, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
 
@@ -19,9 +21,29 @@ class ApiMetrics:
         self.accepted = Counter("quacknet_api_scans_accepted", "Scans accepted (202) and queued for Kafka", **kw)
         self.rejected = Counter("quacknet_api_scans_rejected", "Scans rejected by validation", **kw)
 
+    def observe(self, response):
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        self.requests.labels(request.method, endpoint, str(response.status_code)).inc()
+        self.latency.labels(endpoint).observe(time.perf_counter() - g.get("started", time.perf_counter()))
+        return response
+
     def exposition(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+def init_app(app: Flask) -> CollectorRegistry:
+    """Request counts and latency for every response; returns the registry the app's parts share."""
+    registry = CollectorRegistry()
+    metrics = ApiMetrics(registry)
+    app.extensions["quacknet.metrics"] = metrics
+    app.before_request(_start_timer)
+    app.after_request(metrics.observe)
+    return registry
+
+
+def _start_timer():
+    g.started = time.perf_counter()

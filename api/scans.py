@@ -13,9 +13,8 @@ from pydantic import BaseModel, ValidationError
 from api.auth import require
 from api.errors import ErrorDetail, details_of, error_response
 from quacknet.apikeys import SCOPE_WRITE_SCANS
-from quacknet.delivery import Delivered, Delivery
-from quacknet.scan import ScanFields, kafka_key, validate_submission
-from quacknet.wire import encode_received, validate_body
+from quacknet.delivery import Delivered, Delivery, QueueFull
+from quacknet.scan import ScanFields, encode_received, kafka_key, validate_body, validate_submission
 
 bp = Blueprint("scans", __name__)
 
@@ -82,7 +81,7 @@ def submit():
     if request.mimetype != "application/json":
         return error_response(415, "unsupported_media_type", "send the scan(s) as application/json")
     raw = request.get_data(cache=False)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     fast = validate_body(raw, now)
     if fast and len(fast) <= settings.api_max_batch:
         accepted, rejected = fast, []
@@ -98,8 +97,7 @@ def submit():
 
     delivery: Delivery = current_app.extensions["quacknet.delivery"]
     if not delivery.room(len(accepted)):
-        return error_response(503, "queue_full", "the Kafka producer queue is saturated; retry shortly",
-                              headers={"Retry-After": "1"})
+        raise QueueFull("the Kafka producer queue is saturated; retry shortly")
     waiters = [Future() for _ in accepted] if wait_for_ack else []
     delivery.submit(settings.scans_topic, list(zip(map(kafka_key, accepted), encode_received(accepted, now))), waiters)
     metrics.accepted.inc(len(accepted))

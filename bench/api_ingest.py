@@ -17,7 +17,7 @@ After each (b) round the topic's offsets must have grown by every scan the API a
 Also reports CPU use during (b) and the RSS of each gunicorn worker. Needs the local stack's
 Kafka (`make run`).
 
-    .venv/bin/python bench/api_ingest.py [--scans 400000] [--rounds 3] [--seconds 10] [--batch-connections 4] [--connections 16]
+    .venv/bin/python -m bench.api_ingest [--scans 400000] [--rounds 3] [--seconds 10] [--batch-connections 4] [--connections 16]
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ import psutil
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
 
+from devtools.samples import scan_payload
+from devtools.services import API, KAFKA
+from devtools.settings import PROJECT_ROOT, DevSettings
+from devtools.supervisor import Supervisor, free_port, port_open
 from quacknet import kafka as qkafka
 from quacknet.apikeys import SCOPE_WRITE_SCANS, add_key
-from quacknet.devstack.services import API, KAFKA, PROJECT_ROOT
-from quacknet.devstack.supervisor import Supervisor, free_port, port_open
-from quacknet.samples import scan_payload
 from quacknet.scan import Scan, encode, validate_submission
-from quacknet.settings import Settings
 
 TOPIC = "bench.api.scans"
 BATCH = 500
@@ -92,7 +92,7 @@ end
 '''
 
 
-def raw_produce(settings: Settings, values: list[tuple[bytes, bytes]]) -> float:
+def raw_produce(settings: DevSettings, values: list[tuple[bytes, bytes]]) -> float:
     """The baseline at its best: a producer already connected and holding its idempotence PID
     (the API's producers are long-lived too), timed from the first message to the last ack."""
     producer = qkafka.producer(settings, **{"queue.buffering.max.messages": 1_000_000})
@@ -137,7 +137,7 @@ def single_scan_script(directory: Path) -> Path:
     return script
 
 
-def topic_size(settings: Settings) -> int:
+def topic_size(settings: DevSettings) -> int:
     consumer = qkafka.consumer(settings, "bench-api-offsets")
     try:
         partitions = consumer.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions
@@ -146,7 +146,7 @@ def topic_size(settings: Settings) -> int:
         consumer.close()
 
 
-def wait_for_topic(settings: Settings, expected: int, timeout_s: float = 60) -> int:
+def wait_for_topic(settings: DevSettings, expected: int, timeout_s: float = 60) -> int:
     """Every scan the API accepted must reach the topic (the API answers before the broker acks)."""
     deadline = time.monotonic() + timeout_s
     while (size := topic_size(settings)) < expected and time.monotonic() < deadline:
@@ -155,7 +155,7 @@ def wait_for_topic(settings: Settings, expected: int, timeout_s: float = 60) -> 
     return size
 
 
-def start_passthrough(settings: Settings) -> tuple[subprocess.Popen, int]:
+def start_passthrough(settings: DevSettings) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", str(settings.api_workers), "--worker-class", "gthread",
@@ -184,13 +184,13 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
 
-    base = Settings()
+    base = DevSettings()
     admin = qkafka.admin(base)
     admin.delete_topics([TOPIC])
     time.sleep(1)
     admin.create_topics([NewTopic(TOPIC, 6, 1)])[TOPIC].result(timeout=30)
     rng = random.Random(1)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     payloads = [scan_payload(f"phone-{i % 5000}", rng=rng) for i in range(args.scans)]
     values = [(p["device_id"].encode(), encode(Scan.received(validate_submission(p, now), now))) for p in payloads]
 

@@ -5,7 +5,7 @@ gateway; clickhouse-connect's in-process chDB backend for the baseline), so the 
 the cost of the HTTP hop and the gateway. Each side runs in its own process on its own data dir
 (one chDB engine per process), measured in the same run, alternating. Target: ratio <= 1.3.
 
-    .venv/bin/python bench/gateway_insert.py [--rows 1000000] [--reps 5]
+    .venv/bin/python -m bench.gateway_insert [--rows 1000000] [--reps 5]
 """
 
 from __future__ import annotations
@@ -66,12 +66,12 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args()
 
-    from quacknet.devstack.services import CLICKHOUSE
-    from quacknet.devstack.supervisor import Supervisor, free_port
-    from quacknet.settings import Settings
+    from devtools.services import CLICKHOUSE
+    from devtools.settings import DevSettings
+    from devtools.supervisor import Supervisor, free_port
 
     with tempfile.TemporaryDirectory(prefix="qn-bench-") as tmp:
-        settings = Settings(home=Path(tmp) / "gw", clickhouse_url=f"http://127.0.0.1:{free_port()}", log_json=True)
+        settings = DevSettings(home=Path(tmp) / "gw", clickhouse_url=f"http://127.0.0.1:{free_port()}", log_json=True)
         sup = Supervisor(settings)
         sup.start(CLICKHOUSE)
         try:

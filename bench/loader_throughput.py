@@ -12,7 +12,7 @@ With --freshness, also offers scans through the running API at a fixed rate and 
 of (row's loaded_at - the 202's arrival); target p99 <= 2 s at 1,000 scans/s. Needs the local
 stack (`make run`; the API for --freshness).
 
-    .venv/bin/python bench/loader_throughput.py [--scans 1000000] [--rounds 3] [--freshness 1000]
+    .venv/bin/python -m bench.loader_throughput [--scans 1000000] [--rounds 3] [--freshness 1000]
 """
 
 from __future__ import annotations
@@ -32,25 +32,24 @@ import uuid
 import psutil
 from confluent_kafka.admin import NewTopic
 
+from devtools import credentials
+from devtools.samples import NATIVE_COLUMNS, native_row, scan_payload
+from devtools.settings import DevSettings
+from devtools.supervisor import free_port
 from quacknet import kafka as qkafka
 from quacknet import warehouse
-from quacknet.devstack import credentials
-from quacknet.loader.steps import COLUMNS
-from quacknet.samples import scan_payload
-from quacknet.scan import Scan, clickhouse_row, decode, encode, validate_submission
-from quacknet.settings import Settings
-from quacknet.devstack.supervisor import free_port
+from quacknet.scan import Scan, decode, encode, validate_submission
 from quacknet.warehouse.migrations import migrate
 
 TOPIC = "bench.loader.scans"
 
 
-def make_backlog(settings: Settings, n: int) -> list[bytes]:
+def make_backlog(settings: DevSettings, n: int) -> list[bytes]:
     admin = qkafka.admin(settings)
     admin.delete_topics([TOPIC])
     time.sleep(2)
     admin.create_topics([NewTopic(TOPIC, 6, 1)])[TOPIC].result(timeout=30)
-    rng, now = random.Random(3), dt.datetime.now(dt.timezone.utc)
+    rng, now = random.Random(3), dt.datetime.now(dt.UTC)
     template = [encode(Scan.received(validate_submission(scan_payload(f"p{i}", rng=rng, now=now), now), now))
                 for i in range(1000)]
     producer = qkafka.producer(settings, **{"queue.buffering.max.messages": 1_000_000, "linger.ms": 50})
@@ -70,7 +69,7 @@ def make_backlog(settings: Settings, n: int) -> list[bytes]:
     return values
 
 
-def raw_consume(settings: Settings, n: int) -> float:
+def raw_consume(settings: DevSettings, n: int) -> float:
     consumer = qkafka.consumer(settings, f"bench-raw-{uuid.uuid4().hex[:6]}")
     consumer.subscribe([TOPIC])
     got, t0 = 0, None
@@ -85,24 +84,24 @@ def raw_consume(settings: Settings, n: int) -> float:
 
 
 def native_rows(values: list[bytes]) -> list[list]:
-    return [[*clickhouse_row(decode(v)), TOPIC, 0, i] for i, v in enumerate(values)]
+    return [native_row(decode(v), TOPIC, 0, i) for i, v in enumerate(values)]
 
 
-def raw_insert(settings: Settings, rows: list[list], database: str) -> float:
+def raw_insert(settings: DevSettings, rows: list[list], database: str) -> float:
     client = warehouse.client(settings)
     migrate(client, database)
     t0 = time.perf_counter()
     for i in range(0, len(rows), 50_000):
-        client.insert(f"{database}.scans_store", rows[i:i + 50_000], column_names=COLUMNS)
+        client.insert(f"{database}.scans_store", rows[i:i + 50_000], column_names=NATIVE_COLUMNS)
     rate = len(rows) / (time.perf_counter() - t0)
     client.command(f"TRUNCATE TABLE {database}.scans_store")
     client.close()
     return rate
 
 
-def gateway_process(settings: Settings) -> psutil.Process | None:
+def gateway_process(settings: DevSettings) -> psutil.Process | None:
     for proc in psutil.process_iter(["cmdline"]):
-        if "quacknet.devstack.chgateway.app" in " ".join(proc.info["cmdline"] or []):
+        if "devtools.chgateway.app" in " ".join(proc.info["cmdline"] or []):
             return proc
     return None
 
@@ -114,7 +113,7 @@ def cpu_seconds(proc: psutil.Process | None) -> float:
     return sum(t.user + t.system for t in times)
 
 
-def loader_run(settings: Settings, n: int, database: str, processes: int = 1) -> tuple[float, float, float, float]:
+def loader_run(settings: DevSettings, n: int, database: str, processes: int = 1) -> tuple[float, float, float, float]:
     """`processes` loaders in one consumer group (they share the partitions), each in its own process,
     timed from the first consumed message to the last row visible in quacknet.scans."""
     group = f"bench-loader-{uuid.uuid4().hex[:6]}"
@@ -161,7 +160,7 @@ def consumed(port: int) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("quacknet_loader_consumed_total"))
 
 
-def freshness(settings: Settings, rate: int, seconds: int) -> tuple[float, float, int]:
+def freshness(settings: DevSettings, rate: int, seconds: int) -> tuple[float, float, int]:
     """Offer `rate` scans/s through the API (batches of 10 every 10 ms); loaded_at - 202 time."""
     key = credentials.read(settings)["QUACKNET_API_KEY"]
     url = f"http://{settings.api_host}:{settings.api_port}/v1/scans"
@@ -203,7 +202,7 @@ def main() -> None:
     parser.add_argument("--freshness", type=int, default=0, help="scans/s to offer through the API (0: skip)")
     parser.add_argument("--freshness-seconds", type=int, default=30)
     args = parser.parse_args()
-    settings = Settings()
+    settings = DevSettings()
     db_raw = f"bench_raw_{uuid.uuid4().hex[:6]}"
     values = make_backlog(settings, args.scans)
     consume = max(raw_consume(settings, args.scans) for _ in range(2))  # far above (2); best of two

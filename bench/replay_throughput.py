@@ -5,7 +5,7 @@ of N scans on a 6-partition topic into a fresh database, against the raw consume
 backlog measured in the same run; then replays the same range a second time (idempotence: nothing
 inserted) and checks the exact count. Needs the local stack's Kafka and ClickHouse (`make run`).
 
-    .venv/bin/python bench/replay_throughput.py [--scans 1000000]
+    .venv/bin/python -m bench.replay_throughput [--scans 1000000]
 """
 
 from __future__ import annotations
@@ -16,20 +16,20 @@ import time
 import uuid
 
 from bench.loader_throughput import TOPIC, make_backlog, raw_consume
+from devtools.settings import DevSettings
 from quacknet import kafka as qkafka
 from quacknet import replay, warehouse
-from quacknet.settings import Settings
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scans", type=int, default=1_000_000)
     args = parser.parse_args()
-    settings = Settings()
+    settings = DevSettings()
     database = f"bench_replay_{uuid.uuid4().hex[:6]}"
     make_backlog(settings, args.scans)
     consume = raw_consume(settings, args.scans)
-    ranges = replay.plan(settings, TOPIC, start_time=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    ranges = replay.plan(settings, TOPIC, start_time=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
     timings = []
     for _ in range(2):
         t0 = time.perf_counter()

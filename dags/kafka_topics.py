@@ -1,4 +1,4 @@
-"""Topic lifecycle: reconcile the topics declared in quacknet/topics.py (wiring only)."""
+"""Topic lifecycle: reconcile the topics declared in quacknet/topics.py."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ returned. Specs live in one place: `quacknet/topics.py`. Run by `make run`; safe
 
 @dag(
     dag_id="kafka_topics",
+    description="Create and reconcile QuackNet's Kafka topics (idempotent)",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
@@ -26,11 +27,9 @@ returned. Specs live in one place: `quacknet/topics.py`. Run by `make run`; safe
 def kafka_topics():
     @task
     def reconcile(params=None) -> list[dict]:
-        from quacknet import topics
-        from quacknet.connections import kafka_admin, settings_from_airflow
+        from quacknet.airflow import tasks
 
-        changes = topics.reconcile(kafka_admin(), topics.specs(settings_from_airflow()), dry_run=params["dry_run"])
-        return [{"topic": c.topic, "action": c.action, "detail": c.detail} for c in changes]
+        return tasks.reconcile_topics(params["dry_run"])
 
     reconcile()
 

@@ -1,23 +1,28 @@
-"""Replay a time or offset range of the scans topic into ClickHouse (wiring only)."""
+"""Replay a time or offset range of the scans topic into ClickHouse."""
 
 from __future__ import annotations
 
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from quacknet.airflow.connections import defaults
+
 DOC = """
 ### Replay to ClickHouse
 Trigger by hand with the form. Give **either** a time range (`start_time`, `end_time`, UTC; broker
 time, since the topic uses LogAppendTime) **or** explicit per-partition offsets
 (`{"0": [start, end], ...}`). The plan (messages per partition) is logged and returned by the
-`plan` task; `copy` writes the ranges through the loader's own insert path, so replaying twice
+`plan` task; `copy` writes the ranges through the loader's own pipeline, so replaying twice
 changes nothing and it is safe beside the live loader. A range whose start retention already
 deleted fails with the partition and offsets named. Logic: `quacknet/replay.py`.
 """
 
+settings = defaults()
+
 
 @dag(
     dag_id="replay_to_clickhouse",
+    description="Copy a time or offset range of the scans topic into ClickHouse, exactly once",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
@@ -25,7 +30,7 @@ deleted fails with the partition and offsets named. Logic: `quacknet/replay.py`.
     doc_md=DOC,
     default_args={"owner": "quacknet", "retries": 1, "retry_delay": pendulum.duration(seconds=30)},
     params={
-        "topic": Param("netintel.scan.events", type="string", title="Topic", minLength=1),
+        "topic": Param(settings.scans_topic, type="string", title="Topic", minLength=1),
         "start_time": Param(None, type=["null", "string"], format="date-time", title="From (UTC)",
                             description="Inclusive; leave empty to replay explicit offsets"),
         "end_time": Param(None, type=["null", "string"], format="date-time", title="To (UTC)",
@@ -40,29 +45,15 @@ deleted fails with the partition and offsets named. Logic: `quacknet/replay.py`.
 def replay_to_clickhouse():
     @task
     def plan(params=None) -> list[dict]:
-        from quacknet import replay
-        from quacknet.connections import settings_from_airflow
+        from quacknet.airflow import tasks
 
-        ranges = replay.plan(settings_from_airflow(), params["topic"], **replay.plan_arguments(params))
-        for r in ranges:
-            print(f"partition {r.partition}: offsets [{r.start}, {r.end}) = {r.messages} messages")
-        print(f"total {sum(r.messages for r in ranges)} messages")
-        return [{"partition": r.partition, "start": r.start, "end": r.end, "earliest_available": r.earliest_available}
-                for r in ranges]
+        return tasks.replay_plan(params)
 
     @task
     def copy(ranges: list[dict], params=None, run_id=None) -> dict:
-        from quacknet import replay
-        from quacknet.connections import settings_from_airflow
+        from quacknet.airflow import tasks
 
-        if params["dry_run"]:
-            print("dry run: nothing copied")
-            return {"dry_run": True, "planned": sum(r["end"] - r["start"] for r in ranges)}
-        result = replay.copy(settings_from_airflow(), params["topic"], [replay.PartitionRange(**r) for r in ranges],
-                             source=f"replay:{run_id}")
-        print(f"read {result.read}, inserted {result.inserted}, already present {result.already_present}, "
-              f"dead-lettered {result.dead_lettered}")
-        return result.__dict__
+        return tasks.replay_copy(ranges, params, run_id)
 
     copy(plan())
 

@@ -1,5 +1,5 @@
 """QuackNet's Airflow plugin: the operations page (latest audit, recent replays) in the UI's nav,
-served by the API server behind Airflow's login. Logic: quacknet/opsview.py."""
+served by the API server behind Airflow's login. Logic: quacknet/airflow/opsview.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ def _client():
     from airflow.models.connection import Connection
 
     from quacknet import warehouse
-    from quacknet.connections import settings_from_airflow
+    from quacknet.airflow.connections import settings_from_airflow
 
     settings = settings_from_airflow(get_connection=Connection.get_connection_from_secrets)
     return warehouse.client(settings), settings.clickhouse_database
@@ -20,7 +20,7 @@ def _app():
     from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
     from airflow.api_fastapi.core_api.security import requires_access_view
 
-    from quacknet.opsview import create_app
+    from quacknet.airflow.opsview import create_app
 
     return create_app(_client, dependencies=[requires_access_view(AccessView.PLUGINS)])
 

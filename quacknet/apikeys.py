@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 SCOPE_WRITE_SCANS = "scans:write"
+DEFAULT_RATE_PER_S = 5000
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class ApiKey:
     name: str
     sha256: str
     scopes: frozenset[str] = field(default_factory=lambda: frozenset({SCOPE_WRITE_SCANS}))
-    rate_per_s: int = 5000
+    rate_per_s: int = DEFAULT_RATE_PER_S
 
 
 def digest(key: str) -> str:
@@ -49,7 +50,7 @@ class KeyStore:
             return cls([])
         entries = json.loads(path.read_text()).get("keys", [])
         return cls([ApiKey(e["name"], e["sha256"], frozenset(e.get("scopes", [SCOPE_WRITE_SCANS])),
-                           int(e.get("rate_per_s", 5000))) for e in entries])
+                           int(e.get("rate_per_s", DEFAULT_RATE_PER_S))) for e in entries])
 
 
 def add_key(path: Path, name: str, scopes: set[str], rate_per_s: int) -> str:

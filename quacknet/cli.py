@@ -1,179 +1,66 @@
-"""The ``quacknet`` command behind the Makefile: run, stop, status, install, kafka-tool."""
+"""quacknet: operate a QuackNet deployment.
+
+Commands that production needs: apply the ClickHouse migrations, create API keys. The local
+development stack has its own command (python -m devtools).
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import sys
-import time
 
-from quacknet import apikeys
-from quacknet.devstack import kafka
-from quacknet.devstack.services import by_name
-from quacknet.devstack.supervisor import ServiceError, Supervisor
+from quacknet import apikeys, warehouse
+from quacknet.errors import QuackNetError
 from quacknet.logs import configure_logging
-from quacknet.settings import PROJECT_ROOT, Settings
+from quacknet.settings import Settings
+from quacknet.warehouse.migrations import LATEST, migrate
 
 
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
-
-
-def _status_rows(sup: Supervisor, services) -> tuple[list[list[str]], bool]:
-    rows, ok = [["SERVICE", "PID", "PORTS", "STATE", "WHERE"]], True
-    for svc in services:
-        st = sup.status(svc)
-        state = "healthy" if st.healthy else ("unhealthy" if st.running else "stopped")
-        ok &= st.healthy
-        rows.append([st.name, str(st.pid or "-"), ",".join(map(str, st.ports)), state, st.where])
-    return rows, ok
-
-
-def start_services(settings: Settings, services, echo=print) -> bool:
-    """Start each service (unless it runs) and its after-start step; False on the first failure."""
-    sup = Supervisor(settings)
-    for svc in services:
-        t0 = time.monotonic()
-        try:
-            _, started = sup.start(svc)
-            echo(f"{svc.name}: {'started' if started else 'already running'} ({time.monotonic() - t0:.1f}s)")
-            for line in svc.after_start(settings) if svc.after_start else []:
-                echo(f"  {line}")
-        except (ServiceError, RuntimeError, TimeoutError, OSError) as err:
-            print(f"error: {svc.name}: {err}", file=sys.stderr)
-            return False
-    return True
-
-
-def cmd_run(settings: Settings, args) -> int:
-    sup = Supervisor(settings)
-    services = by_name(args.services)
-    if not start_services(settings, services):
-        return 1
-    rows, _ = _status_rows(sup, services)
-    print(_table(rows))
-    print(f"logs: {settings.log_dir}/<service>.log   state: {settings.home}")
-    if settings.credentials_file.exists():
-        print(f"credentials ({settings.credentials_file}):")
-        print(settings.credentials_file.read_text().rstrip())
-    return 0
-
-
-def cmd_stop(settings: Settings, args) -> int:
-    sup = Supervisor(settings)
-    for svc in reversed(by_name(args.services)):
-        print(f"{svc.name}: {'stopped' if sup.stop(svc) else 'not running'}")
-    return 0
-
-
-def cmd_status(settings: Settings, args) -> int:
-    rows, ok = _status_rows(Supervisor(settings), by_name(args.services))
-    print(_table(rows))
-    return 0 if ok else 3
-
-
-def cmd_install(settings: Settings, args) -> int:
-    t0 = time.monotonic()
+def cmd_migrate(settings: Settings, args) -> int:
+    """Bring the ClickHouse database to the schema this code needs (idempotent)."""
+    client = warehouse.client(settings)
     try:
-        path = kafka.install_jars(settings)
-    except kafka.KafkaInstallError as err:
-        print(f"blocked: {err}", file=sys.stderr)
-        return 2
-    print(f"kafka {settings.kafka_version} jars: {path} ({time.monotonic() - t0:.1f}s)")
+        applied = migrate(client, settings.clickhouse_database)
+    finally:
+        client.close()
+    for version in applied:
+        print(f"clickhouse {settings.clickhouse_database}: migration {version} applied")
+    if not applied:
+        print(f"clickhouse {settings.clickhouse_database}: at schema version {LATEST}, nothing to apply")
     return 0
-
-
-def cmd_kafka_tool(settings: Settings, args) -> int:
-    kafka.install_jars(settings)
-    tool_args = args.args
-    if tool_args and tool_args[0] == "--":
-        tool_args = tool_args[1:]
-    cmd = kafka.tool_command(settings, args.tool, tool_args)
-    os.execvp(cmd[0], cmd)
-    return 0  # not reached
 
 
 def cmd_api_key(settings: Settings, args) -> int:
     """Create (or replace) a named API key; its plaintext is printed once, only its hash is kept."""
-    key = apikeys.add_key(settings.api_keys_path, args.name, set(args.scope), args.rate)
-    print(f"api key {args.name!r} (scopes {', '.join(sorted(args.scope))}, {args.rate} requests/s): {key}")
+    scopes = set(args.scope or [apikeys.SCOPE_WRITE_SCANS])
+    key = apikeys.add_key(settings.api_keys_path, args.name, scopes, args.rate)
+    print(f"api key {args.name!r} (scopes {', '.join(sorted(scopes))}, {args.rate} requests/s): {key}")
     print(f"hash stored in {settings.api_keys_path}; restart the API to load it")
     return 0
 
 
-def cmd_soak(settings: Settings, args) -> int:
-    """Start the stack (or use the running one), run the soak, print the summary; non-zero on any loss."""
-    from quacknet import soak
-
-    if not start_services(settings, by_name(None)):
-        return 1
-    faults = tuple(f for f in args.faults.split(",") if f) if args.faults is not None else soak.FAULTS
-    unknown = sorted(set(faults) - set(soak.FAULTS))
-    if unknown:
-        print(f"error: unknown fault(s) {', '.join(unknown)}; known: {', '.join(soak.FAULTS)}", file=sys.stderr)
-        return 2
-    config = soak.SoakConfig(duration_s=args.duration, rate=args.rate, clients=args.clients, faults=faults,
-                             outage_s=args.outage)
-    report = soak.run(settings, config, echo=lambda line: print(line, flush=True))  # progress, even into a file
-    print(report.table())
-    return 0 if report.ok else 1
-
-
-def cmd_compose_env(settings: Settings, args) -> int:
-    """Write .env for docker compose with generated secrets, once (an existing file is kept)."""
-    path = PROJECT_ROOT / ".env"
-    if path.exists():
-        print(f"{path} exists; left as it is")
-        return 0
-    values = {
-        "QUACKNET_CLICKHOUSE_PASSWORD": secrets.token_urlsafe(24),
-        "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
-        "AIRFLOW_JWT_SECRET": secrets.token_urlsafe(32),
-        "AIRFLOW_ADMIN_USER": "admin",
-    }
-    path.touch(mode=0o600)
-    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-    print(f"wrote {path} (mode 600)")
-    return 0
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="quacknet", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = root.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply the ClickHouse migrations").set_defaults(fn=cmd_migrate)
+    p = sub.add_parser("api-key", help="create an API key for the ingest API")
+    p.add_argument("name")
+    p.add_argument("--scope", action="append", default=None, help=f"repeatable; default {apikeys.SCOPE_WRITE_SCANS}")
+    p.add_argument("--rate", type=int, default=apikeys.DEFAULT_RATE_PER_S, help="requests per second")
+    p.set_defaults(fn=cmd_api_key)
+    return root
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="quacknet", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, fn, help_ in [
-        ("run", cmd_run, "install what is missing and start the local stack"),
-        ("stop", cmd_stop, "stop the local stack (SIGTERM, then wait)"),
-        ("status", cmd_status, "pid, ports and health of each service"),
-    ]:
-        p = sub.add_parser(name, help=help_)
-        p.add_argument("services", nargs="*", help="service names (default: all)")
-        p.set_defaults(fn=fn)
-    sub.add_parser("install", help="resolve the Kafka jars from Maven Central").set_defaults(fn=cmd_install)
-    p = sub.add_parser("api-key", help="create an API key for the ingest API")
-    p.add_argument("name")
-    p.add_argument("--scope", action="append", default=None, help="repeatable; default scans:write")
-    p.add_argument("--rate", type=int, default=5000, help="requests per second")
-    p.set_defaults(fn=cmd_api_key)
-    sub.add_parser("compose-env", help="write .env with generated secrets for docker compose").set_defaults(fn=cmd_compose_env)
-    p = sub.add_parser("soak", help="the whole stack under load with injected faults, then an exact audit")
-    p.add_argument("--duration", type=float, default=600, help="seconds of load (default 600)")
-    p.add_argument("--rate", type=int, default=3000, help="scans per second offered (default 3000)")
-    p.add_argument("--clients", type=int, default=4, help="client processes (default 4)")
-    p.add_argument("--outage", type=float, default=15, help="seconds the broker and the gateway stay down")
-    p.add_argument("--faults", default=None, help="comma-separated subset (default: all; empty: none)")
-    p.set_defaults(fn=cmd_soak)
-    p = sub.add_parser("kafka-tool", help="run one of Kafka's command-line tools, e.g. kafka-consumer-groups --list")
-    p.add_argument("tool", choices=sorted(kafka.TOOLS))
-    p.add_argument("args", nargs=argparse.REMAINDER)
-    p.set_defaults(fn=cmd_kafka_tool)
-    args = parser.parse_args(argv)
-    if getattr(args, "scope", "") is None:
-        args.scope = [apikeys.SCOPE_WRITE_SCANS]
+    args = parser().parse_args(argv)
     settings = Settings()
     configure_logging(settings)
-    return args.fn(settings, args)
+    try:
+        return args.fn(settings, args)
+    except QuackNetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1 if exc.retriable else 2
 
 
 if __name__ == "__main__":

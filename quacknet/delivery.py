@@ -1,8 +1,7 @@
 """Fire-and-forget delivery to Kafka that never drops silently.
 
-The QuackNet article's bug: the Kafka write was tied to the HTTP request's
-lifetime and vanished, unlogged, when the response went out. Here the producer
-belongs to the process, not to a request:
+A Kafka write tied to an HTTP request's lifetime vanishes, unlogged, when the
+response goes out. Here the producer belongs to the process, not to a request:
 
 - one long-lived confluent-kafka producer per process (acks=all, idempotent);
 - ``submit`` only enqueues (microseconds); a poll thread serves delivery reports,
@@ -24,15 +23,20 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from quacknet import kafka
+from quacknet.errors import Saturated
 from quacknet.logs import get_logger
 from quacknet.settings import Settings
 from quacknet.spool import Spool, SpoolFull
 
 log = get_logger(__name__)
 
+RESEND_BATCH = 5000  # spooled messages put back on Kafka per round
 
-class QueueFull(RuntimeError):
+
+class QueueFull(Saturated):
     """The producer queue (or the spool behind it) is saturated: answer 503, never hang."""
+
+    code = "queue_full"
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,7 @@ class Delivery:
                 depth = self.spool.depth()
                 self.metrics.spool_depth.set(depth)
                 if depth and self.broker_reachable(timeout=2):
-                    self.resend(limit=5000)
+                    self.resend(limit=RESEND_BATCH)
             except Exception:
                 log.exception("delivery.resend_error")
 

@@ -1,8 +1,8 @@
-"""Kafka client factories shared by the API, the loader, the DAGs and the tests.
+"""Kafka client factories and offset helpers shared by the API, the loader, replays and the DAGs.
 
-Producers use librdkafka's ``murmur2_random`` partitioner: the same partition for a
-key as Java clients and Kafka's own tools pick, so a device's scans land in one
-partition whichever client wrote them.
+Producers use librdkafka's ``murmur2_random`` partitioner: the same partition for a key as Java
+clients and Kafka's own tools pick, so a device's scans land in one partition whichever client
+wrote them.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from quacknet.errors import InvalidInput, Unavailable
 from quacknet.settings import Settings
-
 
 _rdkafka_log = logging.getLogger("librdkafka")
 
@@ -48,30 +48,6 @@ def admin(settings: Settings, **overrides: Any) -> AdminClient:
     return AdminClient({**_base(settings), **overrides})
 
 
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2), as an unsigned 32-bit int."""
-    m, mask = 0x5BD1E995, 0xFFFFFFFF
-    h = (0x9747B28C ^ len(data)) & mask
-    full = len(data) & ~3
-    for i in range(0, full, 4):
-        k = int.from_bytes(data[i:i + 4], "little")
-        k = (k * m) & mask
-        k ^= k >> 24
-        k = (k * m) & mask
-        h = ((h * m) & mask) ^ k
-    tail = data[full:]
-    if len(tail) == 3:
-        h ^= tail[2] << 16
-    if len(tail) >= 2:
-        h ^= tail[1] << 8
-    if tail:
-        h ^= tail[0]
-        h = (h * m) & mask
-    h ^= h >> 13
-    h = (h * m) & mask
-    return h ^ (h >> 15)
-
-
 @dataclass(frozen=True)
 class PartitionOffsets:
     partition: int
@@ -80,9 +56,26 @@ class PartitionOffsets:
     high: int
 
 
-def partition_offsets(consumer: Consumer, topic: str, timeout_s: float = 10) -> list[PartitionOffsets]:
-    """Per partition of ``topic``: what the consumer's group has committed, and the log's watermarks."""
-    parts = sorted(consumer.list_topics(topic, timeout=timeout_s).topics[topic].partitions)
+def resolve_partitions(consumer: Consumer, topic: str, wanted: list[int] | None = None,
+                       timeout_s: float = 10) -> list[int]:
+    """The partitions of ``topic`` to act on: ``wanted`` (each must exist), or all of them."""
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    except KafkaException as exc:
+        raise Unavailable(f"Kafka did not answer for topic {topic}: {exc}") from exc
+    if meta is None or meta.error is not None:
+        raise InvalidInput(f"topic {topic} does not exist")
+    unknown = sorted(set(wanted or ()) - set(meta.partitions))
+    if unknown:
+        raise InvalidInput(f"topic {topic} has no partition(s) {unknown} (it has 0..{len(meta.partitions) - 1})")
+    return sorted(wanted) if wanted else sorted(meta.partitions)
+
+
+def partition_offsets(consumer: Consumer, topic: str, partitions: list[int] | None = None,
+                      timeout_s: float = 10) -> list[PartitionOffsets]:
+    """Per partition of ``topic`` (or of ``partitions``): what the consumer's group has committed,
+    and the log's watermarks."""
+    parts = resolve_partitions(consumer, topic, partitions, timeout_s)
     committed = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=timeout_s)
     return [PartitionOffsets(tp.partition, tp.offset if tp.offset >= 0 else None,
                              *consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout_s))
@@ -102,8 +95,3 @@ def timestamp_at(consumer: Consumer, topic: str, partition: int, offset: int, ti
         return None
     finally:
         consumer.unassign()
-
-
-def partition_for_key(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner picks for a non-empty key."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions

@@ -8,8 +8,8 @@ import gc
 def tune_gc() -> None:
     """Both services allocate a few objects per scan and keep whole batches alive while they work;
     with CPython's default thresholds (a young collection every 700 allocations) the collector
-    walked those batches over and over: 10% of the loader's CPU (bench/loader_throughput.py:
-    81k -> 90k scans/s). What exists at startup is frozen out of collections, and young
-    collections run every 50,000 allocations. Cycles are still collected, just less often."""
+    walks those batches over and over. What exists at startup is frozen out of collections, and
+    young collections run every 50,000 allocations; cycles are still collected, just less often.
+    The effect is measured by bench/loader_throughput.py (bench/README.md)."""
     gc.freeze()
     gc.set_threshold(50_000, 50, 1_000)

@@ -1,10 +1,12 @@
-"""The one place QuackNet reads configuration from.
+"""The one place the product reads configuration from.
 
-Every process (CLI, gateway, API, loader, Airflow tasks) builds one ``Settings``
-at its entry point and passes it down; nothing deep inside reads ``os.environ``.
-Values come from ``QUACKNET_*`` environment variables. Booleans are parsed
-explicitly (true/false, 1/0, yes/no, on/off); anything else is an error rather
-than a silent ``bool("false") == True``.
+Every process (the API, the loader, Airflow tasks, the CLI) builds one ``Settings`` at its entry
+point and passes it down; nothing deep inside reads ``os.environ``. Values come from
+``QUACKNET_*`` environment variables. Booleans are parsed explicitly (true/false, 1/0, yes/no,
+on/off); anything else is an error rather than a silent ``bool("false") == True``.
+
+These are production settings only. The local development stack extends them with its own
+(``devtools.settings.DevSettings``: ports, JVM, gateway); nothing here knows that stack exists.
 """
 
 from __future__ import annotations
@@ -15,52 +17,40 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+HOUR_MS = 3_600_000
+MIB = 1024 * 1024
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QUACKNET_", extra="ignore", frozen=True)
 
-    home: Path = Field(PROJECT_ROOT / ".quacknet", description="State dir of the local stack (pids, logs, data, jars).")
-    lib: Path | None = Field(None, description="Where downloaded jars live; default: $HOME/lib (shareable between state dirs).")
+    home: Path = Field(default_factory=lambda: Path.cwd() / ".quacknet",
+                       description="State dir: hashed API keys, the delivery spool.")
     log_level: str = "INFO"
     log_json: bool | None = Field(None, description="JSON log lines; default: JSON unless stderr is a terminal.")
 
-    # Kafka (clients)
-    kafka_bootstrap_servers: str = Field("", description="Clients' bootstrap list; default: kafka_host:kafka_port.")
-    # Kafka (local broker of the dev stack)
-    kafka_host: str = "127.0.0.1"
-    kafka_port: int = 9092
-    kafka_controller_port: int = 9093
-    kafka_version: str = "4.4.0"
-    kafka_heap: str = "512m"
-    kafka_log_retention_hours: int = 168
-    kafka_log_retention_bytes: int = Field(512 * 1024 * 1024, description="Per partition: the disk bound.")
-    kafka_log_segment_bytes: int = 64 * 1024 * 1024
-    java: str = Field("java", description="The java binary that runs the broker and the Kafka tools.")
-    maven: str = Field("mvn", description="The Maven binary that resolves the Kafka jars.")
+    # Kafka
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
 
-    # ClickHouse (clients; in production a clickhouse-server, locally the chDB gateway)
+    # ClickHouse (a clickhouse-server; clickhouse-connect over HTTP)
     clickhouse_url: str = "http://127.0.0.1:8123"
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr = SecretStr("")
     clickhouse_database: str = "quacknet"
-    # Local ClickHouse gateway (dev stack only)
-    gateway_threads: int = 16
-    gateway_session_timeout_s: float = 60.0
-    gateway_max_sessions: int = 1024
 
-    # Topics
+    # Topics: the declaration in quacknet/topics.py reads these.
     scans_topic: str = "netintel.scan.events"
+    scans_partitions: int = Field(6, ge=1, description="At most this many loaders share the scans topic.")
+    scans_retention_hours: int = Field(168, ge=1, description="How long Kafka keeps scans (replays reach this far).")
     dlq_topic: str = "netintel.scan.events.dlq"
+    dlq_partitions: int = Field(3, ge=1)
+    dlq_retention_hours: int = Field(30 * 24, ge=1, description="Poison messages are kept longer, to be looked at.")
+    retention_bytes_per_partition: int = Field(512 * MIB, description="Every owned topic's disk bound, per partition.")
 
     # Ingest API
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    api_workers: int = 2
-    api_threads: int = 8
     api_max_batch: int = 1000
-    api_max_body_bytes: int = 4 * 1024 * 1024
+    api_max_body_bytes: int = 4 * MIB
+    api_workers: int = Field(2, ge=1, description="gunicorn worker processes; per-key rates are split over them.")
     api_keys_file: Path | None = Field(None, description="Hashed API keys (JSON); default: $HOME/api_keys.json.")
     api_delivery_timeout_ms: int = Field(10_000, description="After this a message the broker did not take is spooled.")
     api_queue_max_messages: int = 200_000
@@ -80,38 +70,14 @@ class Settings(BaseSettings):
     # Retention audit
     audit_disk_budget_bytes: int = Field(8 * 2**30, description="Kafka log dirs may use this much per broker.")
     audit_min_free_ratio: float = Field(0.10, ge=0, le=1, description="Share of a log dir's volume that must stay free.")
-
-    # Airflow (local stack)
-    airflow_host: str = "127.0.0.1"
-    airflow_port: int = 8080
-
-    service_start_timeout_s: float = 120.0
+    audit_min_hours_left: float = Field(24.0, ge=0, description="Unread data closer than this to expiry is a violation.")
 
     @model_validator(mode="after")
-    def _derive(self) -> "Settings":
-        if not self.kafka_bootstrap_servers:
-            object.__setattr__(self, "kafka_bootstrap_servers", f"{self.kafka_host}:{self.kafka_port}")
+    def _check_urls(self) -> "Settings":
         parts = urlsplit(self.clickhouse_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"QUACKNET_CLICKHOUSE_URL must be http(s)://host:port, got {self.clickhouse_url!r}")
         return self
-
-    # Derived locations: one layout for every service.
-    @property
-    def run_dir(self) -> Path:
-        return self.home / "run"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.home / "logs"
-
-    @property
-    def lib_dir(self) -> Path:
-        return self.lib or self.home / "lib"
-
-    @property
-    def credentials_file(self) -> Path:
-        return self.home / "credentials.env"
 
     @property
     def api_keys_path(self) -> Path:
@@ -132,6 +98,10 @@ class Settings(BaseSettings):
     def clickhouse_port(self) -> int:
         parts = urlsplit(self.clickhouse_url)
         return parts.port or (8443 if parts.scheme == "https" else 8123)
+
+    @property
+    def scans_retention_ms(self) -> int:
+        return self.scans_retention_hours * HOUR_MS
 
     def to_env(self) -> dict[str, str]:
         """QUACKNET_* variables that rebuild exactly these settings in a child process."""

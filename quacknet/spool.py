@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from quacknet.errors import Saturated
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -35,7 +37,7 @@ CREATE TABLE IF NOT EXISTS spool (
 """
 
 
-class SpoolFull(RuntimeError):
+class SpoolFull(Saturated):
     """The spool holds its maximum; the caller must refuse new work (503)."""
 
 

@@ -11,18 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from confluent_kafka.admin import (
-    AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic,
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
 )
 
+from quacknet.errors import Conflict
 from quacknet.logs import get_logger
-from quacknet.settings import Settings
+from quacknet.settings import HOUR_MS, Settings
 
 log = get_logger(__name__)
 
-HOUR_MS = 3_600_000
 
-
-class TopicError(RuntimeError):
+class TopicError(Conflict):
     """A spec the cluster cannot be brought to (e.g. fewer partitions than exist)."""
 
 
@@ -48,21 +52,22 @@ class Change:
 
 
 def specs(settings: Settings) -> list[TopicSpec]:
-    """Every topic QuackNet owns."""
-    bounded = {"cleanup.policy": "delete", "retention.bytes": str(settings.kafka_log_retention_bytes)}
+    """Every topic QuackNet owns. Both are bounded in time and in bytes, and stamped with broker
+    time (LogAppendTime), not phone clocks: time-range replays follow when Kafka received a scan."""
+    def configs(retention_hours: int) -> dict[str, str]:
+        return {"cleanup.policy": "delete", "retention.ms": str(retention_hours * HOUR_MS),
+                "retention.bytes": str(settings.retention_bytes_per_partition),
+                "message.timestamp.type": "LogAppendTime"}
+
     return [
-        TopicSpec(settings.scans_topic, 6, {
-            **bounded,
-            "retention.ms": str(168 * HOUR_MS),
-            # Broker time, not phone clocks: time-range replays follow when Kafka received a scan.
-            "message.timestamp.type": "LogAppendTime",
-        }),
-        TopicSpec(settings.dlq_topic, 3, {
-            **bounded,
-            "retention.ms": str(30 * 24 * HOUR_MS),  # poison messages are kept longer, to be looked at
-            "message.timestamp.type": "LogAppendTime",
-        }),
+        TopicSpec(settings.scans_topic, settings.scans_partitions, configs(settings.scans_retention_hours)),
+        TopicSpec(settings.dlq_topic, settings.dlq_partitions, configs(settings.dlq_retention_hours)),
     ]
+
+
+def spec_for(settings: Settings, name: str) -> TopicSpec:
+    [spec] = [s for s in specs(settings) if s.name == name]
+    return spec
 
 
 def diff(spec: TopicSpec, current: TopicState | None) -> list[Change]:

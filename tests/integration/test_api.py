@@ -10,21 +10,11 @@ import uuid
 import pytest
 
 from api import create_app
-from quacknet.apikeys import SCOPE_WRITE_SCANS, ApiKey, KeyStore, digest, new_key
-from quacknet.kafka import partition_for_key
+from devtools.samples import scan_payload
 from quacknet.scan import decode
-from tests.integration.conftest import read_topic
-from quacknet.samples import scan_payload
-
-WRITER, READER, SLOW = new_key(), new_key(), new_key()
-
-
-def key_store() -> KeyStore:
-    return KeyStore([
-        ApiKey("writer", digest(WRITER), frozenset({SCOPE_WRITE_SCANS}), 1_000_000),
-        ApiKey("reader", digest(READER), frozenset({"metrics:read"}), 1_000),
-        ApiKey("slow", digest(SLOW), frozenset({SCOPE_WRITE_SCANS}), 3),
-    ])
+from tests.support.api import READER, SLOW, WRITER, key_store, post
+from tests.support.kafka import read_topic
+from tests.support.partitioning import partition_for_key
 
 
 @pytest.fixture
@@ -39,17 +29,11 @@ def client(api_settings):
     app.extensions["quacknet.close"]()
 
 
-def post(client, body, key=WRITER, content_type="application/json", query=""):
-    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    headers = {"X-API-Key": key} if key else {}
-    return client.post(f"/v1/scans{query}", data=data, headers=headers, content_type=content_type)
-
-
 def test_accepted_scans_arrive_on_the_topic_as_documented(client, api_settings, topic):
     rng = random.Random(7)
     devices = [f"phone-{i}" for i in range(10)]
     sent = [scan_payload(devices[i % 10], rng=rng) for i in range(200)]
-    before = dt.datetime.now(dt.timezone.utc)
+    before = dt.datetime.now(dt.UTC)
     for start in range(0, 200, 50):
         resp = post(client, sent[start:start + 50])
         assert resp.status_code == 202, resp.json
@@ -66,7 +50,7 @@ def test_accepted_scans_arrive_on_the_topic_as_documented(client, api_settings, 
         doc = json.loads(msg.value())
         assert msg.key() == scan.device_id.encode()
         assert msg.partition() == partition_for_key(msg.key(), 6)
-        assert before - dt.timedelta(seconds=1) <= scan.received_at <= dt.datetime.now(dt.timezone.utc)
+        assert before - dt.timedelta(seconds=1) <= scan.received_at <= dt.datetime.now(dt.UTC)
         assert doc["received_at"].endswith("Z") and doc["schema_version"] == 1
         if str(scan.scan_id) in by_id:
             original = by_id[str(scan.scan_id)]

@@ -10,17 +10,15 @@ import pytest
 from confluent_kafka.admin import NewTopic
 
 from api import create_app
+from devtools.samples import scan_payload
+from devtools.services import API, KAFKA
+from devtools.supervisor import Supervisor, free_port
 from quacknet import kafka as qkafka
 from quacknet.apikeys import SCOPE_WRITE_SCANS, add_key
-from quacknet.devstack.services import API, KAFKA
-from quacknet.devstack.supervisor import free_port, Supervisor
 from quacknet.scan import decode
-from tests.integration.conftest import read_topic
-from tests.integration.helpers import wait_for
-from tests.integration.test_api import key_store, post
-from quacknet.samples import scan_payload
-
-
+from tests.support.api import key_store, post
+from tests.support.kafka import read_topic
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

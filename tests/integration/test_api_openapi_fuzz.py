@@ -9,11 +9,14 @@ from confluent_kafka.admin import NewTopic
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
-    content_type_conformance, response_headers_conformance, response_schema_conformance, status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
 )
 
 from api import create_app
-from tests.integration.test_api import WRITER, key_store
+from tests.support.api import WRITER, key_store
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ import time
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from quacknet import audit, topics
 from quacknet import kafka as qkafka
+from quacknet import topics
+from quacknet.ops import audit
 from quacknet.warehouse.migrations import migrate
 
 HOUR_MS = 3_600_000
@@ -46,7 +47,7 @@ def test_a_group_whose_lag_nears_the_retention_horizon_is_flagged(stack, admin, 
         [fine] = audit.lag_horizon_findings(stack, caught_up, name, 2 * HOUR_MS, min_hours=1)
         assert fine.ok and fine.value == 2.0  # caught up: the whole retention is left
         migrate(ch, database)
-        audit.store(ch, database, dt.datetime.now(dt.timezone.utc), [late, fine])
+        audit.store(ch, database, dt.datetime.now(dt.UTC), [late, fine])
         assert ch.query(f"SELECT countIf(NOT ok), countIf(ok) FROM {database}.audit_findings").result_rows == [(1, 1)]
     finally:
         admin.delete_topics([name])
@@ -69,7 +70,9 @@ def test_log_dirs_report_the_topics_bytes_and_the_volume_and_an_undersized_budge
 
 def test_completeness_finds_offsets_skipped_by_a_reset_and_a_replay_closes_the_gap(lsettings, ch):
     from quacknet import replay
-    from tests.integration.helpers import LoaderThread, end_offsets, produce, wait_for
+    from tests.support.kafka import end_offsets, produce
+    from tests.support.loader import LoaderThread
+    from tests.support.waiting import wait_for
 
     db, topic, group = lsettings.clickhouse_database, lsettings.scans_topic, lsettings.loader_group
     ids = produce(lsettings, 300)
@@ -106,7 +109,7 @@ def test_completeness_finds_offsets_skipped_by_a_reset_and_a_replay_closes_the_g
 
 
 def _produce_again(settings, scan_ids: list[str]) -> None:
-    from tests.integration.conftest import read_topic
+    from tests.support.kafka import read_topic
 
     by_id = {}
     for msg in read_topic(settings, settings.scans_topic):
@@ -118,6 +121,6 @@ def _produce_again(settings, scan_ids: list[str]) -> None:
 
 
 def _committed_total(settings, group: str) -> int:
-    from tests.integration.helpers import committed
+    from tests.support.kafka import committed
 
     return sum(committed(settings, group).values())

@@ -10,9 +10,9 @@ import uuid
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from tests.integration.conftest import ch_client
+from quacknet.warehouse import client as ch_client
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 ALL_TYPES = """
     id UInt64, s String, lc LowCardinality(String), u8 UInt8, u16 UInt16, u32 UInt32, i32 Int32,
     f32 Float32, f64 Float64, ts DateTime64(3, 'UTC'), n Nullable(Float64), arr Array(String), u UUID

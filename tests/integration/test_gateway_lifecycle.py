@@ -12,15 +12,14 @@ import sys
 import clickhouse_connect
 import pytest
 
-from quacknet.devstack.services import CLICKHOUSE
-from quacknet.devstack.supervisor import free_port, Supervisor
-from quacknet.settings import Settings
-
+from devtools.services import CLICKHOUSE
+from devtools.settings import PROJECT_ROOT, DevSettings
+from devtools.supervisor import Supervisor, free_port
 
 
 @pytest.fixture
-def own_settings(tmp_path) -> Settings:
-    return Settings(home=tmp_path / "qn", clickhouse_url=f"http://127.0.0.1:{free_port()}", log_json=True)
+def own_settings(tmp_path) -> DevSettings:
+    return DevSettings(home=tmp_path / "qn", clickhouse_url=f"http://127.0.0.1:{free_port()}", log_json=True)
 
 
 @pytest.fixture
@@ -31,7 +30,7 @@ def own_gateway(own_settings):
     sup.stop(CLICKHOUSE, kill=True)
 
 
-def _client(settings: Settings):
+def _client(settings: DevSettings):
     return clickhouse_connect.get_client(dsn=settings.clickhouse_url)
 
 
@@ -55,9 +54,10 @@ def test_acknowledged_inserts_survive_a_restart(own_settings, own_gateway, kill)
     client.close()
 
 
-def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+def _cli(settings: DevSettings, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **settings.to_env()}
-    return subprocess.run([sys.executable, "-m", "quacknet", *args], env=env, capture_output=True, text=True, timeout=180)
+    return subprocess.run([sys.executable, "-m", "devtools", *args], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=180)
 
 
 def test_cli_run_twice_status_and_stop(own_settings):
@@ -71,7 +71,7 @@ def test_cli_run_twice_status_and_stop(own_settings):
         pid = (own_settings.run_dir / "clickhouse.pid").read_text().split()[0]
         status = _cli(own_settings, "status", "clickhouse")
         assert status.returncode == 0
-        line = next(l for l in status.stdout.splitlines() if l.startswith("clickhouse"))
+        line = next(row for row in status.stdout.splitlines() if row.startswith("clickhouse"))
         assert pid in line and "healthy" in line and str(own_settings.clickhouse_port) in line
         assert (own_settings.log_dir / "clickhouse.log").exists()
     finally:

@@ -8,8 +8,9 @@ import uuid
 from confluent_kafka import KafkaError, TopicPartition
 from confluent_kafka.admin import ConfigResource
 
+from devtools import kafka as devkafka
 from quacknet import kafka as qkafka
-from quacknet.devstack import kafka as devkafka
+from tests.support.partitioning import partition_for_key
 
 
 def _consume_all(settings, topic: str, expected: int, group: str | None = None, commit: bool = False):
@@ -42,7 +43,7 @@ def test_keyed_messages_land_where_kafkas_default_partitioner_puts_them(stack, t
     assert producer.flush(30) == 0
     assert len(delivered) == 300 and all(err is None for err, _, _ in delivered)
     for _, key, partition in delivered:
-        assert partition == qkafka.partition_for_key(key, 6)
+        assert partition == partition_for_key(key, 6)
 
     # Kafka's own Java console producer (default partitioner) writes the same keys.
     lines = "".join(f"{key}:java-{key}\n" for key in keys)
@@ -101,8 +102,9 @@ def test_broker_runs_kraft_with_bounded_retention(stack, admin):
     resource = ConfigResource(ConfigResource.Type.BROKER, "1")
     configs = admin.describe_configs([resource])[resource].result(timeout=10)
     assert configs["auto.create.topics.enable"].value == "false"
-    assert configs["log.retention.hours"].value == str(stack.kafka_log_retention_hours)
-    assert int(configs["log.retention.bytes"].value) == stack.kafka_log_retention_bytes > 0
-    quorum = devkafka.run_tool(stack, "kafka-metadata-quorum", ["--bootstrap-server", stack.kafka_bootstrap_servers, "describe", "--status"])
+    assert configs["log.retention.hours"].value == str(stack.scans_retention_hours)
+    assert int(configs["log.retention.bytes"].value) == stack.retention_bytes_per_partition > 0
+    quorum = devkafka.run_tool(stack, "kafka-metadata-quorum",
+                               ["--bootstrap-server", stack.kafka_bootstrap_servers, "describe", "--status"])
     assert quorum.returncode == 0, quorum.stderr
     assert re.search(r"LeaderId:\s+1\b", quorum.stdout)

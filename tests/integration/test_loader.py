@@ -6,22 +6,21 @@ import datetime as dt
 import json
 import random
 import signal
+import subprocess
 import threading
 import time
 import uuid
 
-
+from devtools.samples import scan_payload
+from devtools.services import CLICKHOUSE
+from devtools.supervisor import Supervisor, free_port
 from quacknet import kafka as qkafka
-from quacknet.devstack.services import CLICKHOUSE
-from quacknet.devstack.supervisor import Supervisor, free_port
-from quacknet.samples import scan_payload
 from quacknet.scan import Scan, encode, validate_submission
 from quacknet.warehouse import client as ch_client
 from quacknet.warehouse.migrations import migrate
-from tests.integration.conftest import read_topic
-from tests.integration.helpers import (
-    LoaderThread, committed, count, end_offsets, loader_process, produce, stored_ids, wait_for,
-)
+from tests.support.kafka import committed, end_offsets, produce, read_topic
+from tests.support.loader import LoaderThread, count, loader_process, stored_ids
+from tests.support.waiting import wait_for
 
 
 def test_a_normal_run_stores_every_scan_once_and_commits_behind_it(lsettings, ch):
@@ -41,8 +40,8 @@ def test_a_normal_run_stores_every_scan_once_and_commits_behind_it(lsettings, ch
 def test_poison_messages_go_to_the_dead_letter_topic_with_their_origin(lsettings, ch):
     good = produce(lsettings, 100)
     producer = qkafka.producer(lsettings)
-    bad_scan = json.loads(encode(Scan.received(validate_submission(scan_payload(), dt.datetime.now(dt.timezone.utc)),
-                                               dt.datetime.now(dt.timezone.utc))))
+    bad_scan = json.loads(encode(Scan.received(validate_submission(scan_payload(), dt.datetime.now(dt.UTC)),
+                                               dt.datetime.now(dt.UTC))))
     poison = {
         "undecodable": b"\x00not json at all",
         "schema_invalid": json.dumps({**bad_scan, "lat": 999}).encode(),
@@ -72,9 +71,9 @@ def test_poison_messages_go_to_the_dead_letter_topic_with_their_origin(lsettings
 
 
 def test_messages_only_pydantic_accepts_are_stored_with_pydantics_values(lsettings, ch):
-    """The fast path (quacknet.wire) hands these to pydantic; the stored row must be what pydantic
+    """The fast path (quacknet.scan.codec) hands these to pydantic; the stored row must be what pydantic
     read, not the message's own spelling."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     base = json.loads(encode(Scan.received(validate_submission(scan_payload("lax"), now), now)))
     variants = {
         "padded": {"carrier": "  Telekom.de  ", "device_id": " lax "},
@@ -102,7 +101,7 @@ def test_messages_only_pydantic_accepts_are_stored_with_pydantics_values(lsettin
     for scan_id, device_id, carrier, lat, cell_id, observed_at in rows:
         want = expected[scan_id]
         assert (device_id, carrier, lat, cell_id) == (want.device_id, want.carrier, want.lat, want.cell_id)
-        assert observed_at.replace(tzinfo=dt.timezone.utc) == want.observed_at.replace(  # DateTime64(3)
+        assert observed_at.replace(tzinfo=dt.UTC) == want.observed_at.replace(  # DateTime64(3)
             microsecond=want.observed_at.microsecond // 1000 * 1000)
     assert {r[0] for r in rows} == set(expected)
     by_id = {r[0]: r for r in rows}
@@ -112,7 +111,7 @@ def test_messages_only_pydantic_accepts_are_stored_with_pydantics_values(lsettin
 
 
 def test_the_same_scan_twice_is_counted_once(lsettings, ch):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     scan_in = validate_submission(scan_payload("twice"), now)
     first = Scan.received(scan_in, now)
     retry = Scan.received(scan_in, now + dt.timedelta(seconds=5))  # the phone retried: new receive time
@@ -127,7 +126,7 @@ def test_the_same_scan_twice_is_counted_once(lsettings, ch):
         loader.stop()
     rows = ch.query(f"SELECT scan_id, received_at FROM {lsettings.clickhouse_database}.scans").result_rows
     assert len(rows) == 1 and str(rows[0][0]) == str(scan_in.scan_id)
-    assert rows[0][1].replace(tzinfo=dt.timezone.utc) == retry.received_at  # the latest copy wins
+    assert rows[0][1].replace(tzinfo=dt.UTC) == retry.received_at  # the latest copy wins
 
 
 def test_kill_9_at_random_moments_loses_nothing_and_doubles_nothing(lsettings, ch):
@@ -227,3 +226,34 @@ def test_clickhouse_down_for_a_while_then_back(lsettings, tmp_path):
         loader.stop()
         sup.stop(CLICKHOUSE)
     assert committed(own, own.loader_group) == end_offsets(own)
+
+
+def test_a_store_that_refuses_the_rows_stops_the_loader_with_clickhouses_reason(lsettings, ch):
+    """A schema error is not an outage: no endless backoff, no commit, a message naming table and column."""
+    ch.command(f"ALTER TABLE {lsettings.clickhouse_database}.scans_store DROP COLUMN rsrq")
+    produce(lsettings, 500)
+    proc = loader_process(lsettings, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err[-2000:]
+    events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    [failed] = [e for e in events if e["event"] == "loader.failed"]
+    assert failed["kind"] == "Refused"
+    assert "rsrq" in failed["error"] and f"{lsettings.clickhouse_database}.scans_store" in failed["error"]
+    assert not [e for e in events if e["event"] == "loader.insert_failed"]  # refused once, never retried
+    assert committed(lsettings, lsettings.loader_group) == dict.fromkeys(range(lsettings.scans_partitions), 0)
+
+
+def test_a_loader_refuses_to_start_on_a_schema_that_is_behind(lsettings, ch):
+    ch.command(f"ALTER TABLE {lsettings.clickhouse_database}.schema_migrations DELETE WHERE version = 3 "
+               "SETTINGS mutations_sync = 1")
+    proc = loader_process(lsettings, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1
+    [failed] = [json.loads(line) for line in err.splitlines() if '"loader.failed"' in line]
+    assert failed["kind"] == "SchemaBehind" and "python -m quacknet migrate" in failed["error"]

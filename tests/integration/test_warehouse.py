@@ -5,20 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from quacknet.samples import scan_payload
-from quacknet.scan import Scan, clickhouse_row, validate_submission
+from devtools.samples import NATIVE_COLUMNS, native_row, scan_payload
+from quacknet.scan import Scan, validate_submission
 from quacknet.warehouse import queries
-from quacknet.loader.steps import COLUMNS
 from quacknet.warehouse.migrations import MIGRATIONS, migrate
 
-NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def _rows(payloads, received_at=NOW, offset0=0):
     out = []
     for i, p in enumerate(payloads):
         scan = Scan.received(validate_submission(p, NOW), received_at)
-        out.append([*clickhouse_row(scan), "netintel.scan.events", 0, offset0 + i])
+        out.append(native_row(scan, "netintel.scan.events", 0, offset0 + i))
     return out
 
 
@@ -33,10 +32,10 @@ def test_migrations_apply_once_and_rerun_harmlessly(ch, database):
 def test_a_plain_count_on_scans_is_exact_despite_retries_and_replays(ch, database):
     migrate(ch, database)
     payloads = [scan_payload(f"phone-{i % 4}") for i in range(500)]
-    ch.insert(f"{database}.scans_store", _rows(payloads), column_names=COLUMNS)
+    ch.insert(f"{database}.scans_store", _rows(payloads), column_names=NATIVE_COLUMNS)
     # a phone retry of 50 scans (new receive time), then a replay of 200 (identical rows), each its own part
-    ch.insert(f"{database}.scans_store", _rows(payloads[:50], NOW + dt.timedelta(seconds=30), 500), column_names=COLUMNS)
-    ch.insert(f"{database}.scans_store", _rows(payloads[100:300], NOW, 100), column_names=COLUMNS)
+    ch.insert(f"{database}.scans_store", _rows(payloads[:50], NOW + dt.timedelta(seconds=30), 500), column_names=NATIVE_COLUMNS)
+    ch.insert(f"{database}.scans_store", _rows(payloads[100:300], NOW, 100), column_names=NATIVE_COLUMNS)
     assert ch.command(f"SELECT count() FROM {database}.scans_store") == 750  # the store holds the copies
     assert ch.command(f"SELECT count() FROM {database}.scans") == 500  # analysts see each scan once
     assert ch.command(f"SELECT count() FROM {database}.scans WHERE device_id = 'phone-1'") == 125
@@ -52,7 +51,7 @@ def test_h3_cell_and_coverage_query(ch, database):
               for i in range(5)]
     wifi = [scan_payload("w", lat=52.52, lon=13.40, technology="WIFI", mcc=None, mnc=None, rsrp=None, rsrq=None,
                          sinr=None, rssi=-60.0, download_kbps=None)]
-    ch.insert(f"{database}.scans_store", _rows(berlin + wifi), column_names=COLUMNS)
+    ch.insert(f"{database}.scans_store", _rows(berlin + wifi), column_names=NATIVE_COLUMNS)
     assert ch.command(f"SELECT DISTINCT h3ToString(h3_r8) FROM {database}.scans") == "881f1d4895fffff"  # Berlin
     cells = queries.coverage(ch, database, NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=1))
     by_tech = {c.technology: c for c in cells}

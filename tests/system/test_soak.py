@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from quacknet import soak
-from quacknet.cli import start_services
-from quacknet.devstack.services import SERVICES
-from quacknet.devstack.supervisor import Supervisor, free_port
-from quacknet.settings import Settings
+from devtools import soak
+from devtools.cli import start_services
+from devtools.services import SERVICES
+from devtools.settings import DevSettings
+from devtools.supervisor import Supervisor, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def own_stack(tmp_path):
     """Faults stop the broker and the gateway: this stack is the soak's alone."""
-    base = Settings()
+    base = DevSettings()
     kafka_port = free_port()
     settings = base.model_copy(update={
         "home": tmp_path / "qn", "lib": base.lib_dir, "kafka_port": kafka_port, "kafka_controller_port": free_port(),

@@ -1,29 +1,29 @@
+import os
+
 import pytest
 from pydantic import ValidationError
 
-from quacknet.settings import Settings
+from quacknet.settings import HOUR_MS, Settings
 
 
-def test_defaults_are_the_documented_loopback_ports(monkeypatch):
-    for key in list(__import__("os").environ):
+@pytest.fixture
+def clean_env(monkeypatch):
+    for key in list(os.environ):
         if key.startswith("QUACKNET_"):
             monkeypatch.delenv(key)
+
+
+def test_defaults_are_the_documented_loopback_addresses_and_the_declared_retention(clean_env):
     s = Settings()
     assert s.kafka_bootstrap_servers == "127.0.0.1:9092"
-    assert (s.kafka_port, s.kafka_controller_port, s.clickhouse_port) == (9092, 9093, 8123)
-    assert s.kafka_log_retention_hours == 168
+    assert s.clickhouse_port == 8123
+    assert s.scans_retention_hours == 168 and s.scans_retention_ms == 168 * HOUR_MS
+    assert (s.scans_topic, s.scans_partitions, s.loader_group) == ("netintel.scan.events", 6, "clickhouse-loader")
 
 
-def test_env_overrides_and_derived_values(monkeypatch, tmp_path):
-    monkeypatch.setenv("QUACKNET_HOME", str(tmp_path))
-    monkeypatch.setenv("QUACKNET_KAFKA_PORT", "19092")
-    monkeypatch.setenv("QUACKNET_CLICKHOUSE_URL", "http://127.0.0.1:18123")
-    monkeypatch.delenv("QUACKNET_KAFKA_BOOTSTRAP_SERVERS", raising=False)
-    s = Settings()
-    assert s.kafka_bootstrap_servers == "127.0.0.1:19092"
-    assert s.clickhouse_port == 18123
-    assert s.data_dir("kafka") == tmp_path / "data" / "kafka"
-    assert s.run_dir == tmp_path / "run" and s.log_dir == tmp_path / "logs"
+def test_production_settings_know_nothing_of_the_dev_stack():
+    dev_only = {"java", "maven", "kafka_port", "kafka_heap", "gateway_threads", "airflow_port", "api_port", "lib"}
+    assert not dev_only & set(Settings.model_fields)
 
 
 @pytest.mark.parametrize("text,expected", [("true", True), ("0", False), ("no", False), ("ON", True)])
@@ -45,7 +45,7 @@ def test_bad_clickhouse_url_is_rejected(monkeypatch):
 
 
 def test_to_env_rebuilds_the_same_settings(monkeypatch, tmp_path):
-    original = Settings(home=tmp_path, kafka_port=19092, clickhouse_password="s3cret", log_json=True)
+    original = Settings(home=tmp_path, kafka_bootstrap_servers="kafka:29092", clickhouse_password="s3cret", log_json=True)
     for key, value in original.to_env().items():
         monkeypatch.setenv(key, value)
     assert Settings() == original

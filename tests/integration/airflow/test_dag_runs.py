@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from confluent_kafka import TopicPartition
 
 from quacknet import kafka as qkafka
-from tests.integration.airflow.conftest import load_dagbag
-from tests.integration.helpers import committed, count, end_offsets, produce, wait_for
+from quacknet.warehouse.migrations import migrate
+from tests.support.airflow import load_dagbag
+from tests.support.kafka import committed, end_offsets, produce
+from tests.support.loader import count
+from tests.support.waiting import wait_for
 
 
 def _dag(airflow_db, dag_id: str):
@@ -29,7 +33,7 @@ def test_kafka_topics_dag_reconciles_the_declared_topics(airflow_db, connections
 def test_replay_dag_copies_a_range_once_however_often_it_runs(airflow_db, connections, lsettings, ch):
     ids = produce(lsettings, 800)
     connections(lsettings)
-    conf = {"topic": lsettings.scans_topic, "start_time": (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)).isoformat()}
+    conf = {"topic": lsettings.scans_topic, "start_time": (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).isoformat()}
     dry = _dag(airflow_db, "replay_to_clickhouse").test(run_conf={**conf, "dry_run": True})
     assert dry.state == "success" and count(ch, lsettings) == 0
     for _ in range(2):
@@ -38,10 +42,16 @@ def test_replay_dag_copies_a_range_once_however_often_it_runs(airflow_db, connec
         assert count(ch, lsettings) == len(ids) == 800
 
 
-def test_replay_dag_fails_readably_on_a_bad_form(airflow_db, connections, lsettings):
+def test_replay_dag_fails_readably_and_at_once_on_a_bad_form(airflow_db, connections, lsettings):
+    """Invalid parameters are not an outage: the task fails on its first try, not after a retry."""
     connections(lsettings)
-    run = _dag(airflow_db, "replay_to_clickhouse").test(run_conf={"topic": lsettings.scans_topic, "offsets": {"0": [5]}})
-    assert run.state == "failed"
+    started = time.monotonic()
+    for conf in ({"topic": lsettings.scans_topic, "offsets": {"0": [5]}}, {"topic": lsettings.scans_topic}):
+        run = _dag(airflow_db, "replay_to_clickhouse").test(run_conf=conf)
+        assert run.state == "failed"
+        [plan] = [ti for ti in run.get_task_instances() if ti.task_id == "plan"]
+        assert (plan.state, plan.try_number) == ("failed", 1)
+    assert time.monotonic() - started < 30  # the DAG's retry_delay: nothing waited for a retry
 
 
 def test_offset_reset_dag_dry_runs_by_default_and_then_resets(airflow_db, connections, lsettings):
@@ -65,6 +75,7 @@ def test_retention_audit_dag_passes_on_a_healthy_cluster_and_stores_findings(air
     topics.reconcile(admin, topics.specs(stack))
     monkeypatch.setenv("QUACKNET_AUDIT_MIN_FREE_RATIO", "0.01")  # the verdict on the cluster, not on this box's disk
     connections(stack.model_copy(update={"clickhouse_database": database}))
+    migrate(ch, database)  # make run's step: the DAG only checks the schema version
     nobody = f"nobody-{database}"
     run = _dag(airflow_db, "retention_audit").test(run_conf={"groups": [nobody], "min_hours_left": 1.0, "loader_group": nobody})
     assert run.state == "success"
@@ -81,6 +92,7 @@ def test_retention_audit_dag_fails_naming_the_violation_and_still_stores_every_f
     topics.reconcile(admin, topics.specs(stack))
     monkeypatch.setenv("QUACKNET_AUDIT_DISK_BUDGET_BYTES", "1024")  # the owned topics may grow far beyond 1 KiB
     connections(stack.model_copy(update={"clickhouse_database": database}))
+    migrate(ch, database)  # make run's step: the DAG only checks the schema version
     nobody = f"nobody-{database}"
     run = _dag(airflow_db, "retention_audit").test(run_conf={"groups": [nobody], "loader_group": nobody})
     assert run.state == "failed"
@@ -108,6 +120,7 @@ def test_retention_audit_dag_flags_a_wrong_retention_and_a_group_near_the_horizo
     monkeypatch.setenv("QUACKNET_DLQ_TOPIC", dlq)
     monkeypatch.setenv("QUACKNET_AUDIT_MIN_FREE_RATIO", "0.01")
     connections(stack.model_copy(update={"clickhouse_database": database}))
+    migrate(ch, database)  # make run's step: the DAG only checks the schema version
     late = f"late-{unique_name}"
     try:
         run = _dag(airflow_db, "retention_audit").test(
@@ -123,7 +136,8 @@ def test_retention_audit_dag_flags_a_wrong_retention_and_a_group_near_the_horizo
 
 def test_a_check_that_cannot_run_fails_the_report_which_still_stores_the_others(airflow_db, connections, stack, admin,
                                                                                 ch, database, monkeypatch):
-    from quacknet import audit, topics
+    from quacknet import topics
+    from quacknet.ops import audit
 
     def unreachable(settings):
         raise ConnectionError("DescribeLogDirs: no broker answered")
@@ -131,6 +145,7 @@ def test_a_check_that_cannot_run_fails_the_report_which_still_stores_the_others(
     topics.reconcile(admin, topics.specs(stack))
     monkeypatch.setattr(audit, "log_dirs", unreachable)  # dag.test runs the tasks in this process
     connections(stack.model_copy(update={"clickhouse_database": database}))
+    migrate(ch, database)  # make run's step: the DAG only checks the schema version
     nobody = f"nobody-{database}"
     dag = _dag(airflow_db, "retention_audit")
     dag.get_task("disk_use").retries = 0  # not the 2-minute retry a real outage deserves

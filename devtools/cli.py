@@ -1,0 +1,175 @@
+"""python -m devtools: the local development stack behind the Makefile.
+
+  run [SERVICE...]     install what is missing and start the stack (or the named services)
+  stop [SERVICE...]    stop the stack (SIGTERM, then wait)
+  status [SERVICE...]  pid, ports and health of each service (exit 3 if one is not healthy)
+  install              resolve the Kafka jars from Maven Central
+  kafka-tool TOOL ...  run one of Kafka's command-line tools
+  soak                 the whole stack under load with injected faults, then an exact audit
+  compose-env          write .env with generated secrets for docker compose
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import time
+
+from devtools import kafka
+from devtools.services import by_name
+from devtools.settings import PROJECT_ROOT, DevSettings
+from devtools.supervisor import Supervisor
+from quacknet.errors import QuackNetError
+from quacknet.logs import configure_logging
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def _status_rows(sup: Supervisor, services) -> tuple[list[list[str]], bool]:
+    rows, ok = [["SERVICE", "PID", "PORTS", "STATE", "WHERE"]], True
+    for svc in services:
+        st = sup.status(svc)
+        state = "healthy" if st.healthy else ("unhealthy" if st.running else "stopped")
+        ok &= st.healthy
+        rows.append([st.name, str(st.pid or "-"), ",".join(map(str, st.ports)), state, st.where])
+    return rows, ok
+
+
+def start_services(settings: DevSettings, services, echo=print) -> bool:
+    """Start each service (unless it runs) and its after-start step; False on the first failure."""
+    sup = Supervisor(settings)
+    for svc in services:
+        t0 = time.monotonic()
+        try:
+            _, started = sup.start(svc)
+            echo(f"{svc.name}: {'started' if started else 'already running'} ({time.monotonic() - t0:.1f}s)")
+            for line in svc.after_start(settings) if svc.after_start else []:
+                echo(f"  {line}")
+        except (QuackNetError, TimeoutError, OSError) as err:
+            print(f"error: {svc.name}: {err}", file=sys.stderr)
+            return False
+    return True
+
+
+def cmd_run(settings: DevSettings, args) -> int:
+    sup = Supervisor(settings)
+    services = by_name(args.services)
+    if not start_services(settings, services):
+        return 1
+    rows, _ = _status_rows(sup, services)
+    print(_table(rows))
+    print(f"logs: {settings.log_dir}/<service>.log   state: {settings.home}")
+    if settings.credentials_file.exists():
+        print(f"credentials ({settings.credentials_file}):")
+        print(settings.credentials_file.read_text().rstrip())
+    return 0
+
+
+def cmd_stop(settings: DevSettings, args) -> int:
+    sup = Supervisor(settings)
+    for svc in reversed(by_name(args.services)):
+        print(f"{svc.name}: {'stopped' if sup.stop(svc) else 'not running'}")
+    return 0
+
+
+def cmd_status(settings: DevSettings, args) -> int:
+    rows, ok = _status_rows(Supervisor(settings), by_name(args.services))
+    print(_table(rows))
+    return 0 if ok else 3
+
+
+def cmd_install(settings: DevSettings, args) -> int:
+    t0 = time.monotonic()
+    try:
+        path = kafka.install_jars(settings)
+    except kafka.KafkaInstallError as err:
+        print(f"blocked: {err}", file=sys.stderr)
+        return 2
+    print(f"kafka {settings.kafka_version} jars: {path} ({time.monotonic() - t0:.1f}s)")
+    return 0
+
+
+def cmd_kafka_tool(settings: DevSettings, args) -> int:
+    kafka.install_jars(settings)
+    tool_args = args.args
+    if tool_args and tool_args[0] == "--":
+        tool_args = tool_args[1:]
+    cmd = kafka.tool_command(settings, args.tool, tool_args)
+    os.execvp(cmd[0], cmd)
+    return 0  # not reached
+
+
+def cmd_soak(settings: DevSettings, args) -> int:
+    """Start the stack (or use the running one), run the soak, print the summary; non-zero on any loss."""
+    from devtools import soak
+
+    if not start_services(settings, by_name(None)):
+        return 1
+    faults = tuple(f for f in args.faults.split(",") if f) if args.faults is not None else soak.FAULTS
+    unknown = sorted(set(faults) - set(soak.FAULTS))
+    if unknown:
+        print(f"error: unknown fault(s) {', '.join(unknown)}; known: {', '.join(soak.FAULTS)}", file=sys.stderr)
+        return 2
+    config = soak.SoakConfig(duration_s=args.duration, rate=args.rate, clients=args.clients, faults=faults,
+                             outage_s=args.outage)
+    report = soak.run(settings, config, echo=lambda line: print(line, flush=True))  # progress, even into a file
+    print(report.table())
+    return 0 if report.ok else 1
+
+
+def cmd_compose_env(settings: DevSettings, args) -> int:
+    """Write .env for docker compose with generated secrets, once (an existing file is kept)."""
+    path = PROJECT_ROOT / ".env"
+    if path.exists():
+        print(f"{path} exists; left as it is")
+        return 0
+    values = {
+        "QUACKNET_CLICKHOUSE_PASSWORD": secrets.token_urlsafe(24),
+        "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
+        "AIRFLOW_JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW_ADMIN_USER": "admin",
+    }
+    path.touch(mode=0o600)
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    print(f"wrote {path} (mode 600)")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m devtools", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = root.add_subparsers(dest="command", required=True)
+    for name, fn, help_ in [
+        ("run", cmd_run, "install what is missing and start the local stack"),
+        ("stop", cmd_stop, "stop the local stack (SIGTERM, then wait)"),
+        ("status", cmd_status, "pid, ports and health of each service"),
+    ]:
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("services", nargs="*", help="service names (default: all)")
+        p.set_defaults(fn=fn)
+    sub.add_parser("install", help="resolve the Kafka jars from Maven Central").set_defaults(fn=cmd_install)
+    sub.add_parser("compose-env", help="write .env with generated secrets for docker compose").set_defaults(fn=cmd_compose_env)
+    p = sub.add_parser("soak", help="the whole stack under load with injected faults, then an exact audit")
+    p.add_argument("--duration", type=float, default=600, help="seconds of load (default 600)")
+    p.add_argument("--rate", type=int, default=3000, help="scans per second offered (default 3000)")
+    p.add_argument("--clients", type=int, default=4, help="client processes (default 4)")
+    p.add_argument("--outage", type=float, default=15, help="seconds the broker and the gateway stay down")
+    p.add_argument("--faults", default=None, help="comma-separated subset (default: all; empty: none)")
+    p.set_defaults(fn=cmd_soak)
+    p = sub.add_parser("kafka-tool", help="run one of Kafka's command-line tools, e.g. kafka-consumer-groups --list")
+    p.add_argument("tool", choices=sorted(kafka.TOOLS))
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(fn=cmd_kafka_tool)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = DevSettings()
+    configure_logging(settings)
+    return args.fn(settings, args)

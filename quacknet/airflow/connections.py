@@ -1,0 +1,53 @@
+"""Settings for Airflow tasks, built from Airflow connections at task run time (never at parse time).
+
+``kafka_default`` (conn type kafka, extra ``{"bootstrap.servers": ...}``) and ``clickhouse_default``
+(host, port, login, password, schema = database) become the same typed ``Settings`` the rest of
+QuackNet uses, so the DAGs call exactly the code the CLI and the tests call.
+"""
+
+from __future__ import annotations
+
+from quacknet.errors import InvalidInput
+from quacknet.settings import Settings
+
+KAFKA_CONN_ID = "kafka_default"
+CLICKHOUSE_CONN_ID = "clickhouse_default"
+
+
+def settings_from_airflow(kafka_conn_id: str = KAFKA_CONN_ID, clickhouse_conn_id: str = CLICKHOUSE_CONN_ID,
+                          get_connection=None) -> Settings:
+    """In a task, connections come through the Task SDK; the API server (the plugin) passes
+    ``Connection.get_connection_from_secrets``."""
+    if get_connection is None:
+        from airflow.sdk import BaseHook
+
+        get_connection = BaseHook.get_connection
+    kafka = get_connection(kafka_conn_id)
+    bootstrap = kafka.extra_dejson.get("bootstrap.servers")
+    if not bootstrap:
+        raise InvalidInput(f"connection {kafka_conn_id} has no bootstrap.servers in its extra")
+    ch = get_connection(clickhouse_conn_id)
+    scheme = "https" if ch.extra_dejson.get("secure") else "http"
+    overrides = {
+        "kafka_bootstrap_servers": bootstrap,
+        "clickhouse_url": f"{scheme}://{ch.host or '127.0.0.1'}:{ch.port or 8123}",
+        "clickhouse_user": ch.login or "default",
+        "clickhouse_password": ch.password or "",
+    }
+    if ch.schema:
+        overrides["clickhouse_database"] = ch.schema
+    return Settings(**overrides)
+
+
+def kafka_admin(kafka_conn_id: str = KAFKA_CONN_ID):
+    """The Kafka provider's AdminClient for a connection (confluent-kafka, with the connection's
+    full client config, security settings included)."""
+    from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
+
+    return KafkaAdminClientHook(kafka_config_id=kafka_conn_id).get_conn
+
+
+def defaults() -> Settings:
+    """The settings DAG files read their form defaults from (topic, group, thresholds): the
+    environment only, never a connection or the network, so parsing stays side-effect free."""
+    return Settings()

@@ -1,1 +1,0 @@
-"""The Kafka -> ClickHouse loader (consumer group ``clickhouse-loader``)."""

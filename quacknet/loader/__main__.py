@@ -1,3 +1,0 @@
-from quacknet.loader.run import main
-
-main()

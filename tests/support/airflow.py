@@ -1,0 +1,28 @@
+"""Airflow for in-process tests: a throwaway AIRFLOW_HOME with SQLite, set (by the root conftest)
+before anything imports airflow."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from devtools.settings import PROJECT_ROOT
+
+HOME = Path(tempfile.mkdtemp(prefix="qn-airflow-"))
+
+
+def configure_environment() -> None:
+    os.environ.update({
+        "AIRFLOW_HOME": str(HOME),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{HOME}/airflow.db",
+    })
+
+
+def load_dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(PROJECT_ROOT / "dags"))

@@ -1,0 +1,121 @@
+"""Fixtures for every tier, registered by the root conftest.
+
+The real services start once per session and are stopped only if this session started them;
+each test gets its own Kafka topic and ClickHouse database, so tests never share state with each
+other or with a developer's running stack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from devtools.services import CLICKHOUSE, KAFKA
+from devtools.settings import DevSettings
+from devtools.supervisor import Supervisor, free_port
+from quacknet import warehouse
+from quacknet.warehouse.migrations import migrate
+from tests.support import airflow as airflow_support
+
+
+@pytest.fixture(scope="session")
+def settings() -> DevSettings:
+    return DevSettings()
+
+
+@pytest.fixture(scope="session")
+def stack(settings):
+    """Kafka and ClickHouse, healthy. Reuses what already answers (a `make run` stack, or a real
+    clickhouse-server named by QUACKNET_CLICKHOUSE_URL); starts the rest and stops it afterwards."""
+    sup = Supervisor(settings)
+    started = []
+    for svc in (KAFKA, CLICKHOUSE):
+        if _answers(svc, settings):
+            continue
+        sup.start(svc)
+        started.append(svc)
+    yield settings
+    for svc in reversed(started):
+        sup.stop(svc)
+
+
+def _answers(svc, settings) -> bool:
+    try:
+        return bool(svc.healthy(settings))
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def unique_name(request) -> str:
+    base = "".join(c if c.isalnum() else "_" for c in request.node.name)[:40]
+    return f"t_{base}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def admin(stack) -> AdminClient:
+    return AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
+
+
+@pytest.fixture
+def topic(admin, stack, unique_name):
+    """A fresh topic for one test (the declared partition count), deleted afterwards."""
+    name = unique_name.replace("_", ".")
+    admin.create_topics([NewTopic(name, num_partitions=stack.scans_partitions, replication_factor=1)])[name].result(timeout=30)
+    yield name
+    admin.delete_topics([name])[name].result(timeout=30)
+
+
+@pytest.fixture
+def ch(stack):
+    client = warehouse.client(stack)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def database(ch, unique_name):
+    """A fresh ClickHouse database for one test, dropped afterwards."""
+    ch.command(f"CREATE DATABASE {unique_name}")
+    yield unique_name
+    ch.command(f"DROP DATABASE IF EXISTS {unique_name} SYNC")
+
+
+@pytest.fixture
+def lsettings(stack, admin, ch, topic, database, unique_name):
+    """Settings for one test's pipeline: its own topic, DLQ, group and migrated database."""
+    migrate(ch, database)
+    dlq = f"{topic}.dlq"
+    admin.create_topics([NewTopic(dlq, 3, 1)])[dlq].result(timeout=30)
+    yield stack.model_copy(update={
+        "scans_topic": topic, "dlq_topic": dlq, "clickhouse_database": database, "loader_batch_seconds": 0.3,
+        "loader_batch_rows": 5_000, "loader_group": f"loader-{unique_name}", "loader_metrics_port": free_port(),
+    })
+    admin.delete_topics([dlq])
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, env=os.environ,
+                   capture_output=True, timeout=300)
+    return airflow_support.HOME
+
+
+@pytest.fixture
+def connections(monkeypatch, stack):
+    """AIRFLOW_CONN_* for the test stack; a test may point clickhouse_default at its own database."""
+    def point(settings):
+        monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps(
+            {"conn_type": "kafka", "extra": {"bootstrap.servers": settings.kafka_bootstrap_servers}}))
+        monkeypatch.setenv("AIRFLOW_CONN_CLICKHOUSE_DEFAULT", json.dumps({
+            "conn_type": "clickhouse", "host": settings.clickhouse_host, "port": settings.clickhouse_port,
+            "login": settings.clickhouse_user, "password": settings.clickhouse_password.get_secret_value(),
+            "schema": settings.clickhouse_database}))
+    point(stack)
+    return point

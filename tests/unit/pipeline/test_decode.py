@@ -1,0 +1,69 @@
+"""decode_message is total: whatever a message holds, a scan or Poison, never an exception."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from devtools.samples import scan_payload
+from quacknet.pipeline import Poison, decode_message
+from quacknet.scan import Scan, encode, validate_submission
+
+NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
+VALID = encode(Scan.received(validate_submission(scan_payload(now=NOW), NOW), NOW))
+
+
+class Message:
+    """The part of confluent_kafka.Message the decoder reads."""
+
+    def __init__(self, value: bytes | None):
+        self._value = value
+
+    def value(self):
+        return self._value
+
+    def key(self):
+        return b"k"
+
+    def topic(self):
+        return "t"
+
+    def partition(self):
+        return 0
+
+    def offset(self):
+        return 0
+
+
+def _json_values():
+    return st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+                        max_leaves=12)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=600))
+def test_any_bytes_are_a_scan_or_poison(value):
+    assert isinstance(decode_message(Message(value)), (Poison, Scan, type(decode_message(Message(VALID)))))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(sorted(json.loads(VALID))), _json_values(), max_size=6), st.binary(max_size=4))
+def test_a_valid_scan_with_fields_replaced_or_corrupted_is_a_scan_or_poison(changes, garbage):
+    doc = {**json.loads(VALID), **changes}
+    for value in (json.dumps(doc).encode(), json.dumps(doc).encode()[:-1] + garbage,
+                  json.dumps(doc, ensure_ascii=False).encode().replace(b'"', b'"\xff', 1)):
+        result = decode_message(Message(value))
+        assert isinstance(result, Poison) or str(result.scan_id)
+
+
+def test_the_bytes_that_stopped_the_loader_are_poison():
+    for value in (b'{"device_id":"a\xff"}', b'{"scan_id":"\\ud800"}', b"\xef\xbb\xbf" + VALID, b"", b"null", b"[]"):
+        result = decode_message(Message(value))
+        assert isinstance(result, Poison) and result.reason in ("undecodable", "schema_invalid"), value
+    assert decode_message(Message(None)).reason == "undecodable"
+    invalid_utf8 = VALID.replace(b'"device_id":"', b'"device_id":"\xff', 1)
+    assert decode_message(Message(invalid_utf8)).reason == "undecodable"
