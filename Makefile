@@ -7,7 +7,7 @@ STATE ?= $(or $(QUACKNET_HOME),.quacknet)
 COMPOSE_VERSION ?= v2.40.3
 COMPOSE_PLUGIN := $(STATE)/docker/cli-plugins/docker-compose
 
-.PHONY: help run test lint stop status install kafka-tool bench soak browser compose-plugin compose-config lock clean compose-env
+.PHONY: help run test test-unit lint stop status install kafka-tool bench soak browser compose-plugin compose-config lock clean compose-env
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -17,6 +17,9 @@ run: install  ## install what is missing, start the local stack, print what runs
 
 test: install $(COMPOSE_PLUGIN) browser lint  ## run every test (starts the services it needs, stops what it started)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install lint  ## the unit tier only: no services, no browser (seconds)
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
 lint: install  ## ruff over the whole tree
 	$(VENV)/bin/ruff check .

@@ -17,10 +17,13 @@ from quacknet.settings import Settings
 def create_app(settings: Settings | None = None, *, keys: KeyStore | None = None) -> Flask:
     settings = settings or Settings()
     app = Flask(__name__)
+    # An odd path is a 404 in the API's error shape, never a redirect to follow with an HTML body.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
     app.config.from_mapping(QUACKNET_SETTINGS=settings, MAX_CONTENT_LENGTH=settings.api_max_body_bytes)
     registry = metrics.init_app(app)
     producer.init_app(app, settings, registry)
-    auth.init_app(app, keys if keys is not None else KeyStore.load(settings.api_keys_path), settings.api_workers)
+    auth.init_app(app, keys if keys is not None else KeyStore.load(settings.api_keys_path), settings.data_dir("api") / "ratelimit")
     for bp in (scans.bp, health.bp, openapi.bp):
         app.register_blueprint(bp)
     errors.init_app(app)

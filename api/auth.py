@@ -1,47 +1,21 @@
-"""X-API-Key authentication, scopes and a per-key rate limit (the `limits` library)."""
+"""X-API-Key authentication, scopes and each key's rate (``api.ratelimit``)."""
 
 from __future__ import annotations
 
 import math
-import time
 from functools import wraps
+from pathlib import Path
 
 from flask import Flask, current_app, g, request
-from limits import RateLimitItemPerSecond
-from limits.storage import MemoryStorage
-from limits.strategies import FixedWindowRateLimiter
 
 from api.errors import error_response
-from quacknet.apikeys import ApiKey, KeyStore
+from api.ratelimit import SharedWindowLimiter
+from quacknet.apikeys import KeyStore
 
 
-class RateLimiter:
-    """Each key's rate (requests/s) is split evenly over the API's worker processes, which
-    gunicorn feeds roughly evenly, so a node admits about the key's rate in total."""
-
-    def __init__(self, workers: int):
-        self._workers = max(1, workers)
-        self._limiter = FixedWindowRateLimiter(MemoryStorage())
-        self._items: dict[str, RateLimitItemPerSecond] = {}
-
-    def _item(self, key: ApiKey) -> RateLimitItemPerSecond:
-        item = self._items.get(key.name)
-        if item is None:
-            item = self._items[key.name] = RateLimitItemPerSecond(max(1, key.rate_per_s // self._workers))
-        return item
-
-    def hit(self, key: ApiKey) -> float | None:
-        """None if admitted, else seconds until the window resets (for Retry-After)."""
-        item = self._item(key)
-        if self._limiter.hit(item, key.name):
-            return None
-        reset, _ = self._limiter.get_window_stats(item, key.name)
-        return max(0.0, reset - time.time())
-
-
-def init_app(app: Flask, keys: KeyStore, workers: int) -> None:
+def init_app(app: Flask, keys: KeyStore, limiter_path: Path) -> None:
     app.extensions["quacknet.keys"] = keys
-    app.extensions["quacknet.limiter"] = RateLimiter(workers)
+    app.extensions["quacknet.limiter"] = SharedWindowLimiter(limiter_path, keys.names())
 
 
 def require(scope: str):

@@ -26,20 +26,27 @@ class ErrorBody(BaseModel):
     details: list[ErrorDetail] = []
 
 
+def printable(text: str) -> str:
+    """Text that can be written as UTF-8 JSON: a lone surrogate from a client's ``\\ud800``
+    escape is shown escaped instead of failing the response."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def json_path(loc: Iterable[str | int], prefix: str = "$") -> str:
     path = prefix
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        path += f"[{part}]" if isinstance(part, int) else f".{printable(str(part))}"
     return path
 
 
 def details_of(exc: ValidationError, prefix: str = "$") -> list[ErrorDetail]:
-    return [ErrorDetail(path=json_path(e["loc"], prefix), type=e["type"], message=e["msg"]) for e in exc.errors()]
+    return [ErrorDetail(path=json_path(e["loc"], prefix), type=e["type"], message=printable(e["msg"]))
+            for e in exc.errors()]
 
 
 def error_response(status: int, error: str, message: str, details: list[ErrorDetail] | None = None,
                    headers: dict[str, str] | None = None):
-    body = ErrorBody(error=error, message=message, details=details or [])
+    body = ErrorBody(error=error, message=printable(message), details=details or [])
     response = jsonify(body.model_dump())
     response.status_code = status
     for key, value in (headers or {}).items():

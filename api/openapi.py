@@ -56,10 +56,11 @@ def build(max_batch: int) -> dict:
                     scan, {"type": "array", "items": scan, "minItems": 1, "maxItems": max_batch}]}}}},
                 "responses": {
                     "202": _json({"$ref": REF.format(model="Outcome")}, "Accepted: queued for Kafka; rejected items of a batch are listed"),
-                    "400": _err("Malformed JSON or bad query parameter"),
+                    "400": _err("Malformed JSON, broken HTTP framing (e.g. chunk sizes), or a bad query parameter"),
                     "401": _err("Missing or unknown API key"),
                     "403": _err("The API key lacks the scans:write scope"),
-                    "413": _err("Body or batch over the limit"),
+                    "413": _err("Body (with Content-Length or chunked) or batch over the limit"),
+                    "408": _err("The body did not arrive within the server's read timeout"),
                     "415": _err("Not application/json"),
                     "422": _err("Validation failed; each failing field is named by its JSONPath"),
                     "429": _err("Rate limit exceeded", RETRY_AFTER),

@@ -11,7 +11,8 @@ from flask import Blueprint, current_app, request
 from pydantic import BaseModel, ValidationError
 
 from api.auth import require
-from api.errors import ErrorDetail, details_of, error_response
+from api.body import read_body
+from api.errors import ErrorDetail, details_of, error_response, json_path, printable
 from quacknet.apikeys import SCOPE_WRITE_SCANS
 from quacknet.delivery import Delivered, Delivery, QueueFull
 from quacknet.scan import ScanFields, encode_received, kafka_key, validate_body, validate_submission
@@ -45,6 +46,25 @@ def _flag(value: str | None) -> bool | None:
     return None
 
 
+def _unicode_problems(value, path: str) -> list[ErrorDetail]:
+    """Strings (keys and values) holding a lone surrogate: JSON's ``\\ud800`` escape parses in
+    Python but is not text, and could never be written to Kafka as UTF-8. Iterative: a body may
+    nest as deeply as the JSON parser allows."""
+    problems, todo = [], [(value, path)]
+    while todo:
+        value, path = todo.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                problems.append(ErrorDetail(path=path, type="string_unicode", message="not valid Unicode: a lone surrogate"))
+        elif isinstance(value, dict):
+            todo += [(k, path) for k in value] + [(v, json_path([k], path)) for k, v in value.items()]
+        elif isinstance(value, list):
+            todo += [(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return sorted(problems, key=lambda d: d.path)
+
+
 def _validate_items(raw: bytes, now: dt.datetime, max_batch: int):
     """The slow path: find out which items are bad, and why, so the good ones can still be accepted."""
     try:
@@ -62,11 +82,16 @@ def _validate_items(raw: bytes, now: dt.datetime, max_batch: int):
     accepted: list[ScanFields] = []
     rejected: list[Rejected] = []
     for i, item in enumerate(items):
+        path = f"$[{i}]" if batch else "$"
+        scan_id = item.get("scan_id") if isinstance(item, dict) and isinstance(item.get("scan_id"), str) else None
+        scan_id = printable(scan_id) if scan_id is not None else None
+        if problems := _unicode_problems(item, path):
+            rejected.append(Rejected(index=i, scan_id=scan_id, errors=problems))
+            continue
         try:
             accepted.append(validate_submission(item, now))
         except ValidationError as exc:
-            scan_id = item.get("scan_id") if isinstance(item, dict) and isinstance(item.get("scan_id"), str) else None
-            rejected.append(Rejected(index=i, scan_id=scan_id, errors=details_of(exc, f"$[{i}]" if batch else "$")))
+            rejected.append(Rejected(index=i, scan_id=scan_id, errors=details_of(exc, path)))
     return accepted, rejected
 
 
@@ -80,7 +105,7 @@ def submit():
         return error_response(400, "bad_parameter", "wait must be true or false")
     if request.mimetype != "application/json":
         return error_response(415, "unsupported_media_type", "send the scan(s) as application/json")
-    raw = request.get_data(cache=False)
+    raw = read_body(request, settings.api_max_body_bytes)
     now = dt.datetime.now(dt.UTC)
     fast = validate_body(raw, now)
     if fast and len(fast) <= settings.api_max_batch:
@@ -98,11 +123,15 @@ def submit():
     delivery: Delivery = current_app.extensions["quacknet.delivery"]
     if not delivery.room(len(accepted)):
         raise QueueFull("the Kafka producer queue is saturated; retry shortly")
+    # Everything that can fail is done before anything is produced: a request that fails produced
+    # nothing, and one that produced something answers 202 with the outcome of every item.
+    outcome = Outcome(accepted=[s.scan_id for s in accepted], rejected=rejected)
+    answer = outcome.model_dump_json(exclude_none=True)
+    messages = list(zip(map(kafka_key, accepted), encode_received(accepted, now), strict=True))
     waiters = [Future() for _ in accepted] if wait_for_ack else []
-    delivery.submit(settings.scans_topic, list(zip(map(kafka_key, accepted), encode_received(accepted, now))), waiters)
+    delivery.submit(settings.scans_topic, messages, waiters)
     metrics.accepted.inc(len(accepted))
 
-    outcome = Outcome(accepted=[s.scan_id for s in accepted], rejected=rejected)
     if wait_for_ack:
         done, _ = wait(waiters, timeout=settings.api_wait_timeout_s)
         acks = [w.result() if w in done and w.exception() is None else None for w in waiters]
@@ -112,6 +141,5 @@ def submit():
                                   "they are kept in the durable spool and will be delivered", headers={"Retry-After": "5"})
         outcome.delivered = [DeliveredScan(scan_id=s.scan_id, partition=a.partition, offset=a.offset)
                              for s, a in zip(accepted, acks, strict=True) if isinstance(a, Delivered)]
-    response = current_app.response_class(outcome.model_dump_json(exclude_none=True), status=202,
-                                          mimetype="application/json")
-    return response
+        answer = outcome.model_dump_json(exclude_none=True)
+    return current_app.response_class(answer, status=202, mimetype="application/json")

@@ -10,8 +10,10 @@ and the connection is closed (or, for a body the app is reading, answered 408).
 from __future__ import annotations
 
 import errno
+import json
 import socket
 
+from gunicorn import util
 from gunicorn.workers import gthread
 
 READ_TIMEOUT_S = 10.0
@@ -41,3 +43,21 @@ class ThreadWorker(gthread.ThreadWorker):
         self.nr_conns += 1
         sock.setblocking(True)
         self.enqueue_req(gthread.TConn(self.cfg, sock, client_addr, listener.getsockname()))
+
+
+def _json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's own answers (a request it cannot parse) in the API's one error shape."""
+    body = json.dumps({"error": reason.lower().replace(" ", "_"), "message": mesg or reason, "details": []}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+    util.write_nonblock(sock, head + body)
+
+
+class ApiWorker(ThreadWorker):
+    """``--worker-class api.workers.ApiWorker``: timed connections, and every error gunicorn writes
+    itself (a malformed request line, headers or chunk framing) answered as JSON, as the API's are.
+    gunicorn offers no hook for that body; its writer is replaced in this worker process only."""
+
+    def init_process(self):
+        util.write_error = _json_error
+        super().init_process()

@@ -158,7 +158,7 @@ def wait_for_topic(settings: DevSettings, expected: int, timeout_s: float = 60) 
 def start_passthrough(settings: DevSettings) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", str(settings.api_workers), "--worker-class", "gthread",
+        [sys.executable, "-m", "gunicorn", "--workers", str(settings.api_workers), "--worker-class", "api.workers.ApiWorker",
          "--threads", str(settings.api_threads), "--bind", f"127.0.0.1:{port}", "--keep-alive", "30",
          "--log-level", "warning", "--chdir", str(PROJECT_ROOT), "bench.passthrough_app:create_app()"],
         env={**os.environ, **settings.to_env()})

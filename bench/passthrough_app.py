@@ -3,7 +3,7 @@ Flask and producer settings, but no validation and no encoding. Each item of a b
 Kafka as the client sent it, keyed by its device_id; no delivery reports. Whatever this app
 cannot reach on a machine, no validating API in this stack reaches there.
 
-    gunicorn --workers 2 --worker-class gthread --threads 8 'bench.passthrough_app:create_app()'
+    gunicorn --workers 2 --worker-class api.workers.ApiWorker --threads 8 'bench.passthrough_app:create_app()'
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def _gateway_healthy(s: DevSettings) -> bool:
 def _api_command(s: DevSettings) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "api" / "gunicorn_conf.py"),
-        "--workers", str(s.api_workers), "--worker-class", "gthread", "--threads", str(s.api_threads),
+        "--workers", str(s.api_workers), "--worker-class", "api.workers.ApiWorker", "--threads", str(s.api_threads),
         "--bind", f"{s.api_host}:{s.api_port}", "--graceful-timeout", "30", "--keep-alive", "30",
         "--error-logfile", "-", "--log-level", "warning", "--chdir", str(PROJECT_ROOT), "api.wsgi:app",
     ]

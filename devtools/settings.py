@@ -39,6 +39,7 @@ class DevSettings(Settings):
     # The ingest API under gunicorn
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_workers: int = Field(2, ge=1, description="gunicorn worker processes.")
     api_threads: int = 8
 
     # The local Airflow

@@ -44,6 +44,9 @@ class KeyStore:
     def __len__(self) -> int:
         return len(self._by_hash)
 
+    def names(self) -> list[str]:
+        return sorted(k.name for k in self._by_hash.values())
+
     @classmethod
     def load(cls, path: Path) -> "KeyStore":
         if not path.exists():

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from quacknet.errors import InvalidInput, Unavailable
@@ -63,8 +63,10 @@ def resolve_partitions(consumer: Consumer, topic: str, wanted: list[int] | None 
         meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
     except KafkaException as exc:
         raise Unavailable(f"Kafka did not answer for topic {topic}: {exc}") from exc
-    if meta is None or meta.error is not None:
+    if meta is None or (meta.error is not None and meta.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
         raise InvalidInput(f"topic {topic} does not exist")
+    if meta.error is not None:
+        raise Unavailable(f"Kafka has no usable metadata for topic {topic}: {meta.error.str()}")
     unknown = sorted(set(wanted or ()) - set(meta.partitions))
     if unknown:
         raise InvalidInput(f"topic {topic} has no partition(s) {unknown} (it has 0..{len(meta.partitions) - 1})")

@@ -52,8 +52,11 @@ POLL_AFTER_S = 10.0  # an insert slower than this is waited for with the consume
 # default, which starved the loader). A loader killed with -9 keeps its partitions until its
 # session times out (45 s by default); 10 s bounds that stall. Heartbeats run on librdkafka's
 # own thread, so long inserts do not end the session.
+# Eager assignment is pinned: dropping the current batch after a give-up is only safe because a
+# revoke takes every partition (cooperative or KIP-848 assignment would keep some, and a later
+# commit on those would pass over the dropped messages).
 CONSUMER_TUNING = {"queued.max.messages.kbytes": 8192, "fetch.queue.backoff.ms": 20, "session.timeout.ms": 10_000,
-                   "heartbeat.interval.ms": 2_000}
+                   "heartbeat.interval.ms": 2_000, "group.protocol": "classic", "partition.assignment.strategy": "range"}
 
 
 class LoaderMetrics:
@@ -81,11 +84,12 @@ class InFlight:
 
 
 class Loader:
-    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None, group: str | None = None):
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None, group: str | None = None, *,
+                 consumer=None, sink: Sink | None = None):
         self.settings = settings
         self.metrics = LoaderMetrics(registry or CollectorRegistry())
-        self.consumer = kafka.consumer(settings, group or settings.loader_group, **CONSUMER_TUNING)
-        self.sink = Sink(settings, source="loader")
+        self.consumer = consumer or kafka.consumer(settings, group or settings.loader_group, **CONSUMER_TUNING)
+        self.sink = sink or Sink(settings, source="loader")
         self.inserter = ThreadPoolExecutor(1, thread_name_prefix="loader-insert")
         self.batch = Batch()
         self.inflight: InFlight | None = None
@@ -100,16 +104,17 @@ class Loader:
     # -- the loop --------------------------------------------------------------------------------
 
     def run(self) -> None:
-        require_current(self.sink.client, self.sink.database)
         topic = self.settings.scans_topic
-        self.consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
-        log.info("loader.started", topic=topic, database=self.sink.database)
         try:
+            require_current(self.sink.client, self.sink.database)
+            self.consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+            log.info("loader.started", topic=topic, database=self.sink.database)
             while not self.stopping.is_set():
                 self._step()
             self._flush()
         except BaseException as exc:
             self.fatal = exc  # closing the consumer revokes; that revoke must not store again
+            self.give_up.set()  # and the insert thread must not retry forever while we wait for it
             raise
         finally:
             self.consumer.close()
@@ -186,7 +191,7 @@ class Loader:
     def _store(self, batch: Batch) -> bool:
         """Insert until ClickHouse takes it; ``Unavailable`` is retried with capped backoff, anything
         else propagates. Gives up (False) after a few attempts once a revoke or a stop waits."""
-        backoff = Backoff(0.2, self.settings.loader_retry_max_s)
+        backoff = Backoff(0.2, self.settings.loader_retry_max_s, interrupt=self.give_up)
         while True:
             started = time.perf_counter()
             try:

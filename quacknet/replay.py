@@ -92,6 +92,8 @@ def plan(settings: Settings, topic: str, *, start_time: dt.datetime | None = Non
     """Offset ranges per partition, from a time range or explicit {partition: (start, end)}."""
     if (offsets is None) == (start_time is None):
         raise InvalidInput("give either a time range (start_time, end_time) or explicit offsets, not both or neither")
+    if end_time is not None and start_time is None:
+        raise InvalidInput("end_time needs a start_time")
     if end_time is not None and end_time <= start_time:
         raise InvalidInput("end_time must be after start_time")
     if offsets is not None and set(partitions or ()) - set(offsets):
@@ -151,11 +153,11 @@ def copy(settings: Settings, topic: str, ranges: list[PartitionRange], database:
     todo = [r for r in ranges if r.messages]
     total = sum(r.messages for r in todo)
     sink = Sink(settings, source, database)
-    require_current(sink.client, sink.database)
-    before = _present(sink, topic, todo)
     consumer = kafka.consumer(settings, f"replay-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True})
     read = dead = dups = 0
     try:
+        require_current(sink.client, sink.database)
+        before = _present(sink, topic, todo)
         consumer.assign([TopicPartition(topic, r.partition, r.start) for r in todo])
         remaining = {r.partition: r.end for r in todo}
         batch = Batch()

@@ -9,12 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from typing import TypeVar
-
-from quacknet.errors import is_retriable
-
-T = TypeVar("T")
 
 
 class Backoff:
@@ -40,19 +34,3 @@ class Backoff:
             return not self.interrupt.wait(delay)
         time.sleep(delay)
         return True
-
-
-def call(fn: Callable[[], T], backoff: Backoff, retriable: Callable[[BaseException], bool] = is_retriable,
-         on_retry: Callable[[BaseException, Backoff], None] | None = None) -> T:
-    """``fn()`` until it returns; a retriable failure waits its turn, anything else (or the
-    deadline) re-raises the last error."""
-    while True:
-        try:
-            return fn()
-        except Exception as exc:
-            if not retriable(exc):
-                raise
-            if on_retry is not None:
-                on_retry(exc, backoff)
-            if not backoff.sleep():
-                raise

@@ -50,7 +50,6 @@ class Settings(BaseSettings):
     # Ingest API
     api_max_batch: int = 1000
     api_max_body_bytes: int = 4 * MIB
-    api_workers: int = Field(2, ge=1, description="gunicorn worker processes; per-key rates are split over them.")
     api_keys_file: Path | None = Field(None, description="Hashed API keys (JSON); default: $HOME/api_keys.json.")
     api_delivery_timeout_ms: int = Field(10_000, description="After this a message the broker did not take is spooled.")
     api_queue_max_messages: int = 200_000

@@ -6,7 +6,7 @@
   by retention. Less than ``min_hours`` left (or already past) is a data-loss risk.
 - ``disk_use`` / ``disk_free`` / ``disk_worst_case``: each broker log dir's size (DescribeLogDirs)
   against a budget, the volume's free share, and what the owned topics may grow to under their
-  retention.bytes (unbounded is a violation: that is how the SSD filled up).
+  retention.bytes (unbounded is a violation: only time would limit the disk).
 - ``completeness``: per partition, Kafka offsets the loader has committed past that no load
   (``<db>.load_ledger``) covers and no stored row's lineage names: in Kafka, missing in ClickHouse.
 Each check is a function the DAG's task calls; ``report`` stores every finding in

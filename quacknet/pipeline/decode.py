@@ -12,6 +12,7 @@ from confluent_kafka import Message
 from pydantic import ValidationError
 
 from quacknet.scan import SCHEMA_VERSION, Scan, WireScan, decode, decode_scan
+from quacknet.scan.model import stored_problem
 
 MAX_ERROR_CHARS = 2000
 
@@ -27,6 +28,13 @@ class Poison:
 
 def decode_message(msg: Message) -> Scan | WireScan | Poison:
     """A scan (from the fast path, or from pydantic when the fast path cannot vouch for it) or poison."""
+    scan = _decode(msg)
+    if type(scan) is not Poison and (problem := stored_problem(scan)):
+        return Poison(msg, "schema_invalid", problem)
+    return scan
+
+
+def _decode(msg: Message) -> Scan | WireScan | Poison:
     value = msg.value()
     if value is None:
         return Poison(msg, "undecodable", "empty message value")

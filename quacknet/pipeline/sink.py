@@ -12,6 +12,7 @@ from __future__ import annotations
 from confluent_kafka import Producer
 
 from quacknet import kafka, warehouse
+from quacknet.errors import QuackNetError
 from quacknet.logs import get_logger
 from quacknet.pipeline.batch import Batch
 from quacknet.pipeline.decode import Poison
@@ -21,6 +22,9 @@ from quacknet.settings import Settings
 log = get_logger(__name__)
 
 LEDGER_COLUMNS = ["topic", "partition", "first_offset", "last_offset", "source"]
+# A batch spanning many months writes many partitions: the server's default (refuse more than 100
+# per insert, as TOO_MANY_PARTS, which is retriable) would hold the loader on one batch for ever.
+INSERT_SETTINGS = {"date_time_input_format": "best_effort", "throw_on_max_partitions_per_insert_block": 0}
 
 
 def dead_letter_headers(poison: Poison) -> list[tuple[str, bytes]]:
@@ -53,7 +57,7 @@ class Sink:
         try:
             if batch.rows:
                 self.client.raw_insert(table, ROW_COLUMNS, batch.json_rows(), fmt="JSONCompactEachRow",
-                                       settings={"date_time_input_format": "best_effort"})
+                                       settings=INSERT_SETTINGS)
             ledger = [[topic, partition, first, last, self.source] for topic, partition, first, last in batch.ranges()]
             if ledger:
                 self.client.insert(f"{self.database}.load_ledger", ledger, column_names=LEDGER_COLUMNS)
@@ -77,7 +81,7 @@ class Sink:
             pass
         try:
             self.client = warehouse.client(self.settings)
-        except warehouse.ClickHouseDriverError as exc:
+        except QuackNetError as exc:  # the next store attempt fails and is classified again
             log.warning("pipeline.reconnect_failed", error=str(exc)[:300])
 
     def close(self) -> None:

@@ -40,6 +40,10 @@ from pydantic import (
 SCHEMA_VERSION = 1
 MAX_AGE = dt.timedelta(days=30)  # phones buffer scans while offline, not for months
 MAX_SKEW = dt.timedelta(minutes=10)  # phone clocks run ahead a little, not more
+# What the store keeps, whatever a message on Kafka says: no scan predates 2000 or follows 2199.
+# (A message with a time in each of a hundred months would otherwise make a hundred partitions.)
+STORED_FROM = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+STORED_UNTIL = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 def to_millis(value: dt.datetime) -> dt.datetime:
@@ -99,6 +103,15 @@ def time_problem(observed_at: dt.datetime, now: dt.datetime) -> str | None:
         return f"is more than {int(MAX_SKEW.total_seconds() // 60)} minutes in the future"
     if observed_at < now - MAX_AGE:
         return f"is more than {MAX_AGE.days} days in the past"
+    return None
+
+
+def stored_problem(scan) -> str | None:
+    """The rule for a scan read back from Kafka (the API's clock rule no longer applies)."""
+    for name in ("observed_at", "received_at"):
+        value = getattr(scan, name)
+        if not STORED_FROM <= value < STORED_UNTIL:
+            return f"{name} {value.isoformat()} is outside what the store keeps ({STORED_FROM.year}..{STORED_UNTIL.year - 1})"
     return None
 
 

@@ -7,25 +7,28 @@ tell which.
 
 from __future__ import annotations
 
+import re
+
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from clickhouse_connect.driver.exceptions import Error as ClickHouseDriverError
-from clickhouse_connect.driver.exceptions import OperationalError
 
 from quacknet.errors import Conflict, QuackNetError, Unavailable
 from quacknet.settings import Settings
 
-# Server errors that pass by themselves: overload, timeouts, lost connections, a replica that
-# lost Keeper for a moment. Anything else the server names (a missing column, a type mismatch,
-# bad credentials) will fail the same way on every retry.
-RETRIABLE = frozenset({
-    "TIMEOUT_EXCEEDED", "TOO_SLOW", "TOO_MANY_SIMULTANEOUS_QUERIES", "NO_FREE_CONNECTION", "SOCKET_TIMEOUT",
-    "NETWORK_ERROR", "ABORTED", "MEMORY_LIMIT_EXCEEDED", "TABLE_IS_READ_ONLY", "TOO_MANY_PARTS",
-    "ALL_CONNECTION_TRIES_FAILED", "TOO_FEW_LIVE_REPLICAS", "UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE",
-    "UNKNOWN_STATUS_OF_INSERT", "QUERY_WAS_CANCELLED", "KEEPER_EXCEPTION", "POCO_EXCEPTION", "SESSION_IS_LOCKED",
-    "SERVER_OVERLOADED",
-})
-RETRIABLE_CODES = frozenset({159, 160, 202, 203, 209, 210, 236, 241, 242, 252, 279, 285, 286, 319, 373, 394, 999, 1000})
+# Server errors that pass by themselves (ClickHouse's ErrorCodes): overload, timeouts, lost
+# connections, a replica without Keeper for a moment. Anything else the server names (a missing
+# column, a type mismatch, bad credentials) fails the same way on every retry.
+RETRIABLE_CODES: dict[int, str] = {
+    159: "TIMEOUT_EXCEEDED", 160: "TOO_SLOW", 173: "CANNOT_ALLOCATE_MEMORY", 201: "QUOTA_EXCEEDED",
+    202: "TOO_MANY_SIMULTANEOUS_QUERIES", 203: "NO_FREE_CONNECTION", 209: "SOCKET_TIMEOUT", 210: "NETWORK_ERROR",
+    225: "NO_ZOOKEEPER", 236: "ABORTED", 241: "MEMORY_LIMIT_EXCEEDED", 242: "TABLE_IS_READ_ONLY",
+    252: "TOO_MANY_PARTS", 279: "ALL_CONNECTION_TRIES_FAILED", 285: "TOO_FEW_LIVE_REPLICAS",
+    286: "UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE", 319: "UNKNOWN_STATUS_OF_INSERT", 373: "SESSION_IS_LOCKED",
+    394: "QUERY_WAS_CANCELLED", 439: "CANNOT_SCHEDULE_TASK", 999: "KEEPER_EXCEPTION", 1000: "POCO_EXCEPTION",
+}
+_HTTP_STATUS = re.compile(r"HTTP status (\d{3})")
 
 
 class Refused(Conflict):
@@ -33,20 +36,32 @@ class Refused(Conflict):
 
 
 def client(settings: Settings, database: str | None = None, **kwargs) -> Client:
-    return clickhouse_connect.get_client(
-        dsn=settings.clickhouse_url, username=settings.clickhouse_user,
-        password=settings.clickhouse_password.get_secret_value(), database=database or "", **kwargs,
-    )
+    """A connected client; ``Unavailable`` or ``Refused`` (bad credentials) when it cannot be had."""
+    try:
+        return clickhouse_connect.get_client(
+            dsn=settings.clickhouse_url, username=settings.clickhouse_user,
+            password=settings.clickhouse_password.get_secret_value(), database=database or "", **kwargs,
+        )
+    except ClickHouseDriverError as exc:
+        raise failure(exc, f"connecting to {settings.clickhouse_url}") from exc
 
 
 def failure(exc: Exception, doing: str) -> QuackNetError:
     """A clickhouse-connect error as QuackNet's kind: ``Unavailable`` (retry) or ``Refused`` (stop).
-    A failure with no server code (connection refused, reset, a proxy's 502) is transport: retry."""
+
+    Network errors are transport: retry. A server answer carries its code: retry the codes that
+    pass by themselves. An answer without a code (a proxy in between) is retried on a 5xx only.
+    The client's own errors (an unknown column name, data it cannot serialize) are refusals."""
     code, name = getattr(exc, "code", None), getattr(exc, "name", None)
     text = " ".join(str(exc).split())[:1000]
-    if isinstance(exc, OperationalError) or code is None or name in RETRIABLE or code in RETRIABLE_CODES:
+    if isinstance(exc, OperationalError) or code in RETRIABLE_CODES:
         return Unavailable(f"ClickHouse is unavailable while {doing}: {text}")
-    return Refused(f"ClickHouse refused {doing} (code {code}{', ' + name if name else ''}): {text}")
+    if type(exc) is DatabaseError and code is None:
+        status = _HTTP_STATUS.search(str(exc))
+        if status is None or status.group(1).startswith("5"):
+            return Unavailable(f"ClickHouse is unavailable while {doing}: {text}")
+    label = ", ".join(str(part) for part in (code, name) if part is not None) or type(exc).__name__
+    return Refused(f"ClickHouse refused {doing} ({label}): {text}")
 
 
 __all__ = ["ClickHouseDriverError", "Refused", "client", "failure"]

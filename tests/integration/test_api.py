@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import random
+import subprocess
+import sys
+import textwrap
 import uuid
 
 import pytest
@@ -159,3 +163,35 @@ def test_unknown_routes_and_methods_use_the_error_shape(client):
     assert client.get("/nope").json["error"] == "not_found"
     resp = client.get("/v1/scans")
     assert resp.status_code == 405 and resp.json["error"] == "method_not_allowed"
+
+
+def test_an_unexpected_error_is_a_500_in_the_documented_shape_logged_with_its_traceback(api_settings, tmp_path):
+    """In a process of its own, so that its logging set-up is the service's (JSON lines on stderr)."""
+    script = textwrap.dedent("""
+        import json, sys
+        from api import create_app
+        from devtools.samples import scan_payload
+        from quacknet.logs import configure_logging
+        from quacknet.settings import Settings
+        from tests.support.api import key_store, post
+
+        settings = Settings()
+        configure_logging(settings)
+        app = create_app(settings, keys=key_store())
+        def broken(*args, **kwargs):
+            raise RuntimeError("the producer blew up")
+        app.extensions["quacknet.delivery"].submit = broken
+        resp = post(app.test_client(), scan_payload())
+        print(json.dumps({"status": resp.status_code, "body": resp.json}))
+        app.extensions["quacknet.close"]()
+    """)
+    env = {**os.environ, **api_settings.to_env(), "QUACKNET_LOG_JSON": "true"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer == {"status": 500, "body": {"error": "internal_error", "details": [],
+                                              "message": "unexpected server error; it has been logged"}}
+    [line] = [json.loads(raw) for raw in done.stderr.splitlines() if '"api.unhandled"' in raw]
+    [exc] = line["exception"]
+    assert (exc["exc_type"], exc["exc_value"]) == ("RuntimeError", "the producer blew up")
+    assert any(f["name"] == "broken" for f in exc["frames"]) and all("locals" not in f for f in exc["frames"])

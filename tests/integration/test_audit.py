@@ -12,9 +12,8 @@ from confluent_kafka.admin import NewTopic
 from quacknet import kafka as qkafka
 from quacknet import topics
 from quacknet.ops import audit
+from quacknet.settings import HOUR_MS
 from quacknet.warehouse.migrations import migrate
-
-HOUR_MS = 3_600_000
 
 
 def test_a_deliberately_wrong_retention_is_flagged_with_its_numbers(stack, admin, topic):

@@ -11,6 +11,8 @@ import threading
 import time
 import uuid
 
+import pytest
+
 from devtools.samples import scan_payload
 from devtools.services import CLICKHOUSE
 from devtools.supervisor import Supervisor, free_port
@@ -228,9 +230,10 @@ def test_clickhouse_down_for_a_while_then_back(lsettings, tmp_path):
     assert committed(own, own.loader_group) == end_offsets(own)
 
 
-def test_a_store_that_refuses_the_rows_stops_the_loader_with_clickhouses_reason(lsettings, ch):
+@pytest.mark.parametrize("table,column", [("scans_store", "rsrq"), ("load_ledger", "source")])
+def test_a_store_that_refuses_the_rows_stops_the_loader_with_clickhouses_reason(lsettings, ch, table, column):
     """A schema error is not an outage: no endless backoff, no commit, a message naming table and column."""
-    ch.command(f"ALTER TABLE {lsettings.clickhouse_database}.scans_store DROP COLUMN rsrq")
+    ch.command(f"ALTER TABLE {lsettings.clickhouse_database}.{table} DROP COLUMN {column}")
     produce(lsettings, 500)
     proc = loader_process(lsettings, stderr=subprocess.PIPE, text=True)
     try:
@@ -241,7 +244,7 @@ def test_a_store_that_refuses_the_rows_stops_the_loader_with_clickhouses_reason(
     events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     [failed] = [e for e in events if e["event"] == "loader.failed"]
     assert failed["kind"] == "Refused"
-    assert "rsrq" in failed["error"] and f"{lsettings.clickhouse_database}.scans_store" in failed["error"]
+    assert column in failed["error"] and f"{lsettings.clickhouse_database}.{table}" in failed["error"]
     assert not [e for e in events if e["event"] == "loader.insert_failed"]  # refused once, never retried
     assert committed(lsettings, lsettings.loader_group) == dict.fromkeys(range(lsettings.scans_partitions), 0)
 

@@ -16,10 +16,11 @@ import uuid
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from devtools.services import CLICKHOUSE, KAFKA
+from devtools.services import API, CLICKHOUSE, KAFKA
 from devtools.settings import DevSettings
 from devtools.supervisor import Supervisor, free_port
 from quacknet import warehouse
+from quacknet.apikeys import SCOPE_WRITE_SCANS, add_key
 from quacknet.warehouse.migrations import migrate
 from tests.support import airflow as airflow_support
 
@@ -98,6 +99,26 @@ def lsettings(stack, admin, ch, topic, database, unique_name):
         "loader_batch_rows": 5_000, "loader_group": f"loader-{unique_name}", "loader_metrics_port": free_port(),
     })
     admin.delete_topics([dlq])
+
+
+@pytest.fixture(scope="module")
+def served(stack, admin, tmp_path_factory):
+    """The API under gunicorn (2 workers, the stack's worker class) on its own port and topic, with
+    keys ``writer`` (no practical limit), ``one`` (1 request/s) and ``three`` (3/s)."""
+    topic = f"t.served.{uuid.uuid4().hex[:8]}"
+    admin.create_topics([NewTopic(topic, num_partitions=stack.scans_partitions, replication_factor=1)])[topic].result(30)
+    settings = stack.model_copy(update={"home": tmp_path_factory.mktemp("qn"), "lib": stack.lib_dir, "scans_topic": topic,
+                                        "api_port": free_port(), "api_workers": 2})
+    keys = {"writer": add_key(settings.api_keys_path, "writer", {SCOPE_WRITE_SCANS}, 1_000_000),
+            "one": add_key(settings.api_keys_path, "one", {SCOPE_WRITE_SCANS}, 1),
+            "three": add_key(settings.api_keys_path, "three", {SCOPE_WRITE_SCANS}, 3)}
+    sup = Supervisor(settings)
+    sup.start(API)
+    try:
+        yield settings, keys, sup
+    finally:
+        sup.stop(API)
+        admin.delete_topics([topic])
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,8 @@
 import threading
 import time
 
-import pytest
-
 from quacknet.errors import Conflict, InvalidInput, QuackNetError, Saturated, SchemaBehind, Unavailable, is_retriable
-from quacknet.retry import Backoff, call
+from quacknet.retry import Backoff
 
 
 def test_only_unavailable_kinds_are_retriable():
@@ -37,24 +35,3 @@ def test_an_interrupt_cuts_a_sleep_short():
     started = time.monotonic()
     assert not Backoff(5, 5, interrupt=stop).sleep()
     assert time.monotonic() - started < 1
-
-
-def test_call_retries_what_is_retriable_and_nothing_else():
-    attempts = []
-
-    def flaky():
-        attempts.append(1)
-        if len(attempts) < 3:
-            raise Unavailable("not yet")
-        return "ok"
-
-    assert call(flaky, Backoff(0.001, 0.001)) == "ok" and len(attempts) == 3
-
-    def wrong():
-        attempts.append(1)
-        raise InvalidInput("never")
-
-    attempts.clear()
-    with pytest.raises(InvalidInput):
-        call(wrong, Backoff(0.001, 0.001))
-    assert len(attempts) == 1

@@ -8,6 +8,7 @@ import time
 from confluent_kafka import TopicPartition
 
 from quacknet import kafka as qkafka
+from quacknet.settings import HOUR_MS
 from quacknet.warehouse.migrations import migrate
 from tests.support.airflow import load_dagbag
 from tests.support.kafka import committed, end_offsets, produce
@@ -110,7 +111,7 @@ def test_retention_audit_dag_flags_a_wrong_retention_and_a_group_near_the_horizo
     from confluent_kafka.admin import NewTopic
 
     scans, dlq = f"{unique_name}.scans", f"{unique_name}.dlq"
-    hour_ms = 3_600_000
+    hour_ms = HOUR_MS
     admin.create_topics([NewTopic(scans, 1, 1, config={"retention.ms": str(2 * hour_ms)}),  # policy: 168 h
                          NewTopic(dlq, 1, 1)])[scans].result(timeout=30)
     producer = qkafka.producer(stack)
