@@ -5,16 +5,18 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from quacknet.airflow.connections import defaults
+from quacknet.airflow.connections import UTC_TIME_HINT, UTC_TIME_PATTERN, defaults
 
 DOC = """
 ### Replay to ClickHouse
-Trigger by hand with the form. Give **either** a time range (`start_time`, `end_time`, UTC; broker
-time, since the topic uses LogAppendTime) **or** explicit per-partition offsets
-(`{"0": [start, end], ...}`). The plan (messages per partition) is logged and returned by the
-`plan` task; `copy` writes the ranges through the loader's own pipeline, so replaying twice
-changes nothing and it is safe beside the live loader. A range whose start retention already
-deleted fails with the partition and offsets named. Logic: `quacknet/replay.py`.
+Trigger by hand with the form. Give **either** a time range (`start_time`, `end_time`, typed in UTC
+such as `2026-11-30T21:00:00Z`; broker time, since the topic uses LogAppendTime) **or** explicit
+per-partition offsets (`{"0": [start, end], ...}`); both, or neither, fail at once with the reason.
+The `plan` task logs and returns the window as interpreted (UTC), offsets and messages per
+partition, and totals; `copy` writes the ranges through the loader's own pipeline, so replaying
+twice changes nothing and it is safe beside the live loader. Its summary adds up: read = inserted
++ already present + duplicates within batches + dead-lettered. A range whose start retention
+already deleted fails with the partition and offsets named. Logic: `quacknet/replay.py`.
 """
 
 settings = defaults()
@@ -30,16 +32,19 @@ settings = defaults()
     doc_md=DOC,
     default_args={"owner": "quacknet", "retries": 1, "retry_delay": pendulum.duration(seconds=30)},
     params={
-        "topic": Param(settings.scans_topic, type="string", title="Topic", minLength=1),
-        "start_time": Param(None, type=["null", "string"], format="date-time", title="From (UTC)",
-                            description="Inclusive; leave empty to replay explicit offsets"),
-        "end_time": Param(None, type=["null", "string"], format="date-time", title="To (UTC)",
-                          description="Exclusive; empty means up to the end of each partition"),
-        "offsets": Param({}, type="object", title="Explicit offsets",
-                         description='Per partition: {"0": [start, end], ...}; used when no time range is given'),
-        "partitions": Param([], type="array", items={"type": "integer", "minimum": 0}, title="Partitions",
-                            description="Empty: all partitions"),
-        "dry_run": Param(False, type="boolean", title="Dry run", description="Plan only; copy nothing"),
+        "topic": Param(settings.scans_topic, type="string", title="Topic", minLength=1, section="Source"),
+        "partitions": Param(None, type=["null", "array"], items={"type": "integer", "minimum": 0}, title="Partitions",
+                            description="Empty: all partitions", section="Source"),
+        "start_time": Param(None, type=["null", "string"], pattern=UTC_TIME_PATTERN, title="From (UTC)",
+                            description=f"Inclusive, broker time. {UTC_TIME_HINT}", section="Time range (UTC)"),
+        "end_time": Param(None, type=["null", "string"], pattern=UTC_TIME_PATTERN, title="To (UTC)",
+                          description=f"Exclusive; empty: up to the end of each partition. {UTC_TIME_HINT}",
+                          section="Time range (UTC)"),
+        "offsets": Param(None, type=["null", "object"], title="Explicit offsets",
+                         description='Instead of a time range: per partition {"0": [start, end], ...}',
+                         section="Or explicit offsets"),
+        "dry_run": Param(False, type=["null", "boolean"], title="Dry run", description="Plan only; copy nothing",
+                         section="Run"),
     },
 )
 def replay_to_clickhouse():

@@ -176,4 +176,6 @@ def create_topics(settings: DevSettings) -> list[str]:
     changes = api_call(settings, "GET", f"/api/v2/dags/kafka_topics/dagRuns/{run['dag_run_id']}/taskInstances/"
                        "reconcile/xcomEntries/return_value", token=jwt)["value"]
     lines = [f"topic {c['topic']}: {c['action']} {c['detail']}" for c in changes] or ["topics: nothing to change"]
-    return [f"kafka_topics DAG run {run['dag_run_id']}: {state}", *lines]
+    # The audit is created paused (a run before the topics exist could only find them missing).
+    api_call_until(settings, time.monotonic() + 60, "PATCH", "/api/v2/dags/retention_audit", {"is_paused": False}, jwt)
+    return [f"kafka_topics DAG run {run['dag_run_id']}: {state}", *lines, "retention_audit: unpaused (hourly)"]

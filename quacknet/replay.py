@@ -45,14 +45,35 @@ class PartitionRange:
 
 @dataclass(frozen=True)
 class ReplayResult:
+    """Every message read is counted once: ``read == inserted + already_present +
+    duplicates_in_batch + dead_lettered``."""
+
     read: int
-    inserted: int
-    already_present: int
+    inserted: int  # scans the view did not hold before
+    already_present: int  # stored rows whose scan the view already held
     dead_lettered: int
-    duplicates_in_batch: int
+    duplicates_in_batch: int  # copies of a scan_id dropped inside a batch before the insert
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def summary(self) -> str:
+        return (f"read {self.read:,} = inserted {self.inserted:,} + already present {self.already_present:,} "
+                f"+ duplicates within batches {self.duplicates_in_batch:,} + dead-lettered {self.dead_lettered:,}")
+
+
+def describe_plan(topic: str, ranges: list[PartitionRange], start_time: dt.datetime | None = None,
+                  end_time: dt.datetime | None = None) -> list[str]:
+    """The plan as an operator checks it: the window as interpreted (UTC, broker time), then offsets."""
+    if start_time is not None:
+        until = end_time.astimezone(dt.UTC).isoformat() if end_time else "the end of each partition"
+        window = f"broker time {start_time.astimezone(dt.UTC).isoformat()} to {until} (UTC)"
+    else:
+        window = "explicit offsets"
+    lines = [f"replay of {topic}: {window}", f"{'PARTITION':>9}  {'START':>12}  {'END':>12}  {'MESSAGES':>10}"]
+    lines += [f"{r.partition:>9}  {r.start:>12}  {r.end:>12}  {r.messages:>10}" for r in ranges]
+    lines.append(f"{'total':>9}  {'':>12}  {'':>12}  {sum(r.messages for r in ranges):>10}")
+    return lines
 
 
 def plan_arguments(params: dict) -> dict:
@@ -182,7 +203,8 @@ def copy(settings: Settings, topic: str, ranges: list[PartitionRange], database:
     finally:
         consumer.close()
         sink.close()
-    return ReplayResult(read=read, inserted=after - before, already_present=before, dead_lettered=dead,
+    inserted = max(0, after - before)
+    return ReplayResult(read=read, inserted=inserted, already_present=read - dups - dead - inserted, dead_lettered=dead,
                         duplicates_in_batch=dups)
 
 

@@ -51,3 +51,9 @@ def defaults() -> Settings:
     """The settings DAG files read their form defaults from (topic, group, thresholds): the
     environment only, never a connection or the network, so parsing stays side-effect free."""
     return Settings()
+
+
+# The forms take times as typed text in UTC, never through the date-time picker, which converts
+# from the UI's timezone: what the operator reads in the field is what runs.
+UTC_TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|\+00:00)$"
+UTC_TIME_HINT = "In UTC, typed as text, e.g. 2026-11-30T21:00:00Z (the form converts nothing)"

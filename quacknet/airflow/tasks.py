@@ -8,10 +8,15 @@ an operator must change) fails the task at once with its message, without using 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import logging
 from collections.abc import Iterator
 
 from quacknet.airflow.connections import kafka_admin, settings_from_airflow
 from quacknet.errors import QuackNetError
+
+# Summaries go through logging, not print: they appear in the task log in order, in its main section.
+log = logging.getLogger("quacknet.tasks")
 
 
 @contextlib.contextmanager
@@ -34,9 +39,9 @@ def reconcile_topics(dry_run: bool) -> list[dict]:
     with failing_fast():
         changes = topics.reconcile(kafka_admin(), topics.specs(settings_from_airflow()), dry_run=dry_run)
     for c in changes:
-        print(f"{'would ' if dry_run else ''}{c.action} {c.topic}: {c.detail}")
+        log.info("%s%s %s: %s", "would " if dry_run else "", c.action, c.topic, c.detail)
     if not changes:
-        print("topics match their declaration: nothing to change")
+        log.info("topics match their declaration: nothing to change")
     return [{"topic": c.topic, "action": c.action, "detail": c.detail} for c in changes]
 
 
@@ -48,9 +53,8 @@ def replay_plan(params: dict) -> list[dict]:
     with failing_fast():
         arguments = replay.plan_arguments(params)
         ranges = replay.plan(settings_from_airflow(), params["topic"], **arguments)
-    for r in ranges:
-        print(f"partition {r.partition}: offsets [{r.start}, {r.end}) = {r.messages} messages")
-    print(f"total {sum(r.messages for r in ranges)} messages")
+    for line in replay.describe_plan(params["topic"], ranges, arguments.get("start_time"), arguments.get("end_time")):
+        log.info(line)
     return [{"partition": r.partition, "start": r.start, "end": r.end, "earliest_available": r.earliest_available}
             for r in ranges]
 
@@ -58,14 +62,13 @@ def replay_plan(params: dict) -> list[dict]:
 def replay_copy(ranges: list[dict], params: dict, run_id: str) -> dict:
     from quacknet import replay
 
-    if params["dry_run"]:
-        print("dry run: nothing copied")
+    if params.get("dry_run") is True:
+        log.info("dry run: nothing copied")
         return {"dry_run": True, "planned": sum(r["end"] - r["start"] for r in ranges)}
     with failing_fast():
         result = replay.copy(settings_from_airflow(), params["topic"], [replay.PartitionRange(**r) for r in ranges],
                              source=f"replay:{run_id}")
-    print(f"read {result.read}, inserted {result.inserted}, already present {result.already_present}, "
-          f"duplicates within batches {result.duplicates_in_batch}, dead-lettered {result.dead_lettered}")
+    log.info(result.summary())
     return result.as_dict()
 
 
@@ -80,13 +83,25 @@ def reset_offsets(params: dict) -> list[dict]:
         spec = offsets.spec_from_params(params)
         partitions = p.partitions(params.get("partitions"))
         plan = offsets.plan(settings, params["group"], params["topic"], spec, partitions)
-        print(offsets.describe(plan))
-        if params["dry_run"]:
-            print("dry run: nothing changed")
+        log.info("offset reset of group %s on %s to %s", params["group"], params["topic"], _describe_spec(spec))
+        for line in offsets.describe(plan).splitlines():
+            log.info(line)
+        if params.get("dry_run") is not False:  # only an explicit "no" moves offsets
+            log.info("dry run: nothing changed")
         else:
-            offsets.execute(settings, params["group"], params["topic"], plan, wait_s=params["wait_s"])
-            print(f"group {params['group']} reset on {len(plan)} partition(s)")
+            offsets.execute(settings, params["group"], params["topic"], plan, wait_s=params.get("wait_s") or 0)
+            log.info("group %s reset on %d partition(s)", params["group"], len(plan))
     return [r.as_dict() for r in plan]
+
+
+def _describe_spec(spec) -> str:
+    if spec.kind == "datetime":
+        return f"the first offset at or after {spec.when.astimezone(dt.UTC).isoformat()} (UTC)"
+    if spec.kind == "shift":
+        return f"the current offset {spec.shift:+d}"
+    if spec.kind == "offsets":
+        return "explicit offsets " + ", ".join(f"{p}: {o}" for p, o in sorted(spec.offsets.items()))
+    return f"the {spec.kind} offset"
 
 
 # -- retention_audit -------------------------------------------------------------------------------
@@ -124,4 +139,4 @@ def audit_report(results: list) -> list[dict]:
     from quacknet.ops import audit
 
     with failing_fast():
-        return audit.as_dicts(audit.report(settings_from_airflow(), results))
+        return audit.as_dicts(audit.report(settings_from_airflow(), results, echo=log.info))

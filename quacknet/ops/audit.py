@@ -42,11 +42,15 @@ def retention_findings(specs: list[topics.TopicSpec], current: dict[str, topics.
     findings = []
     for spec in specs:
         state = current.get(spec.name)
+        if state is None:
+            findings.append(Finding("retention", spec.name, -1, False, -1, -1,
+                                    f"{spec.name}: the topic does not exist (the kafka_topics DAG creates it)", "topic"))
+            continue
         for key in RETENTION_KEYS:
             want = spec.configs.get(key)
             if want is None:
                 continue
-            have = state.configs.get(key) if state else None
+            have = state.configs.get(key)
             ok = have == want
             findings.append(Finding("retention", spec.name, -1, ok, float(have) if have not in (None, "") else -1, float(want),
                                     f"{spec.name}: {key} is {have}, policy says {want}" if not ok else f"{spec.name}: {key} = {want}",

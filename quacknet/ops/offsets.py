@@ -50,7 +50,7 @@ def spec_from_params(params: dict) -> ResetSpec:
         return ResetSpec("offsets", offsets={p.partition_key(k, "offsets"): p.integer(v, f'offsets["{k}"]', minimum=0)
                                              for k, v in raw.items()})
     if kind == "shift":
-        return ResetSpec("shift", shift=p.integer(params.get("shift", 0), "shift"))
+        return ResetSpec("shift", shift=p.integer(params.get("shift"), "shift"))
     return ResetSpec(kind)
 
 

@@ -11,10 +11,12 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from devtools import kafka as devkafka
+from devtools.samples import scan_payload
 from quacknet import kafka as qkafka
 from quacknet import replay
 from quacknet.errors import Conflict, InvalidInput
 from quacknet.ops import offsets
+from quacknet.scan import Scan, encode, validate_submission
 from tests.support.kafka import committed, end_offsets, produce
 from tests.support.loader import LoaderThread, count, stored_ids
 from tests.support.waiting import wait_for
@@ -50,6 +52,32 @@ def test_a_deleted_time_range_is_restored_exactly_and_replaying_twice_changes_no
         assert count(ch, lsettings) == 4500
     finally:
         loader.stop()
+
+
+def test_a_replays_counts_add_up_with_copies_and_poison_in_its_range(lsettings, ch):
+    """read = inserted + already present + duplicates within batches + dead-lettered, each as it is."""
+    stored = produce(lsettings, 200)
+    loader = LoaderThread(lsettings)
+    try:
+        wait_for(lambda: count(ch, lsettings) == 200, 60, "the first load")
+    finally:
+        loader.stop()
+    new = [scan_payload(f"n{i}", now=_now()) for i in range(100)]
+    producer = qkafka.producer(lsettings)
+    for payload in [*new, *new[:50]]:  # 50 of them twice, as a phone retry
+        scan = Scan.received(validate_submission(payload, _now()), _now())
+        producer.produce(lsettings.scans_topic, key=scan.device_id.encode(), value=encode(scan))
+    for i in range(7):
+        producer.produce(lsettings.scans_topic, key=b"poison", value=b"not a scan %d" % i)
+    assert producer.flush(10) == 0
+    ends = end_offsets(lsettings)
+    ranges = replay.plan(lsettings, lsettings.scans_topic, offsets={p: (0, ends[p]) for p in ends})
+    result = replay.copy(lsettings, lsettings.scans_topic, ranges)
+    assert (result.read, result.inserted, result.already_present, result.duplicates_in_batch, result.dead_lettered) == (
+        357, 100, 200, 50, 7)
+    assert result.summary() == ("read 357 = inserted 100 + already present 200 + duplicates within batches 50 "
+                                "+ dead-lettered 7")
+    assert sorted(stored_ids(ch, lsettings)) == sorted(stored + [p["scan_id"] for p in new])
 
 
 def test_explicit_offsets_and_the_retention_horizon(lsettings, admin, ch):

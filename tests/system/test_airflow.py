@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -85,8 +87,9 @@ def test_replay_triggered_from_the_ui_form_in_a_real_browser(airflow_stack, ch):
                 page.reload()
             trigger.click()
             form = page.get_by_role("dialog")
-            expect(form.get_by_text("Run Parameters")).to_be_visible()
+            form.get_by_role("button", name="Source").click()  # the form's sections open on a click
             form.locator("input[name=element_topic]").fill(settings.scans_topic)
+            form.get_by_role("button", name="Or explicit offsets").click()
             editor = (form.locator("[data-part=root][role=group]")
                       .filter(has=page.locator("label", has_text=re.compile(r"^Explicit offsets"))).locator(".monaco-editor"))
             editor.click()
@@ -109,3 +112,64 @@ def test_replay_triggered_from_the_ui_form_in_a_real_browser(airflow_stack, ch):
     plan = ch.query(f"SELECT sum(last_offset - first_offset + 1) FROM {settings.clickhouse_database}.load_ledger "
                     "WHERE source = {s:String}", parameters={"s": f"replay:{run_id}"}).result_rows
     assert plan == [(300,)]
+
+
+SCREENSHOTS = Path(os.environ.get("QUACKNET_SCREENSHOTS", "/tmp/quacknet-screenshots"))
+
+
+def _login(page, base: str, settings) -> None:
+    page.goto(f"{base}/dags/replay_to_clickhouse")  # not logged in: the login form first
+    page.locator("input[name=username]").fill("admin")
+    page.locator("input[name=password]").fill(airflow.admin_password(settings))
+    page.locator("button[type=submit]").click()
+
+
+def test_a_replay_window_typed_in_utc_runs_as_typed_in_a_berlin_browser_and_its_log_reads_top_down(airflow_stack, ch):
+    """The UI's timezone is the browser's (Europe/Berlin here): a time typed into the form is sent
+    as typed, and the copy's summary is a plain line in the task log's default view."""
+    import re
+
+    from playwright.sync_api import expect, sync_playwright
+
+    settings = airflow_stack
+    produce(settings, 240)
+    typed = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    base = f"http://{settings.airflow_host}:{settings.airflow_port}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            context = browser.new_context(timezone_id="Europe/Berlin", viewport={"width": 1440, "height": 900})
+            page = context.new_page()
+            assert page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone") == "Europe/Berlin"
+            _login(page, base, settings)
+            trigger = page.get_by_role("button", name="Trigger Dag")
+            deadline = time.monotonic() + 120
+            while not trigger.is_visible() and time.monotonic() < deadline:  # until the dag-processor parsed it
+                page.wait_for_timeout(2000)
+                page.reload()
+            trigger.click()
+            form = page.get_by_role("dialog")
+            form.get_by_role("button", name="Source").click()  # the form's sections open on a click
+            form.locator("input[name=element_topic]").fill(settings.scans_topic)
+            form.get_by_role("button", name="Time range (UTC)").click()
+            form.locator("input[name=element_start_time]").fill(typed)
+            page.screenshot(path=str(SCREENSHOTS / "replay-form-berlin.png"), full_page=True)
+            form.get_by_test_id("trigger-dag-submit").click()
+            page.wait_for_url(re.compile(r".*/dags/replay_to_clickhouse/runs/.+"), timeout=30_000)
+            run_id = urllib.parse.unquote(page.url.rsplit("/runs/", 1)[1].split("/")[0])
+            jwt = airflow.token(settings)
+            run = airflow.wait_for_run(settings, "replay_to_clickhouse", run_id, time.monotonic() + 180, jwt)
+            assert run["state"] == "success"
+            assert run["conf"]["start_time"] == typed  # not shifted by the browser's timezone
+
+            page.goto(f"{base}/dags/replay_to_clickhouse/runs/{urllib.parse.quote(run_id, safe='')}/tasks/copy")
+            summary = page.get_by_text("read 240 = inserted 240 + already present 0 + duplicates within batches 0 "
+                                       "+ dead-lettered 0")
+            expect(summary.first).to_be_visible(timeout=30_000)  # in the default view: no group to expand
+            page.screenshot(path=str(SCREENSHOTS / "replay-copy-log.png"), full_page=True)
+            page.goto(f"{base}/dags/replay_to_clickhouse/runs/{urllib.parse.quote(run_id, safe='')}/tasks/plan")
+            expect(page.get_by_text(f"replay of {settings.scans_topic}: broker time").first).to_be_visible(timeout=30_000)
+        finally:
+            browser.close()
+    assert count(ch, settings) == 240

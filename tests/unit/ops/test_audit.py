@@ -12,9 +12,10 @@ def test_retention_as_declared_is_ok_and_a_wrong_one_is_named():
     assert message.startswith("1 retention audit violation") and "scans: retention.ms is -1, policy says 604800000" in message
 
 
-def test_a_missing_topic_is_a_violation():
+def test_a_missing_topic_is_a_violation_that_says_so():
     findings = audit.retention_findings([SPEC], {})
     assert findings and not any(f.ok for f in findings)
+    assert [f.message for f in findings] == ["scans: the topic does not exist (the kafka_topics DAG creates it)"]
 
 
 def _log_dir(sizes: list[int], total: int = 100 * 2**30, usable: int = 50 * 2**30, error_code: int = 0) -> list[dict]:
