@@ -39,6 +39,24 @@ def airflow_stack(lsettings, tmp_path):
             sup.stop(svc)
 
 
+def _replay_form(page, base: str, settings):
+    """Log in, open the replay DAG's trigger form (once the dag-processor has parsed it), fill the topic."""
+    page.goto(f"{base}/dags/replay_to_clickhouse")  # not logged in: the login form first
+    page.locator("input[name=username]").fill("admin")
+    page.locator("input[name=password]").fill(airflow.admin_password(settings))
+    page.locator("button[type=submit]").click()
+    trigger = page.get_by_role("button", name="Trigger Dag")
+    deadline = time.monotonic() + 120
+    while not trigger.is_visible() and time.monotonic() < deadline:
+        page.wait_for_timeout(2000)
+        page.reload()
+    trigger.click()
+    form = page.get_by_role("dialog")
+    form.get_by_role("button", name="Source").click()  # the form's sections open on a click
+    form.locator("input[name=element_topic]").fill(settings.scans_topic)
+    return form
+
+
 _call = airflow.api_call
 
 
@@ -76,19 +94,7 @@ def test_replay_triggered_from_the_ui_form_in_a_real_browser(airflow_stack, ch):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{base}/dags/replay_to_clickhouse")  # not logged in: the login form first
-            page.locator("input[name=username]").fill("admin")
-            page.locator("input[name=password]").fill(airflow.admin_password(settings))
-            page.locator("button[type=submit]").click()
-            trigger = page.get_by_role("button", name="Trigger Dag")
-            deadline = time.monotonic() + 120
-            while not trigger.is_visible() and time.monotonic() < deadline:  # until the dag-processor parsed it
-                page.wait_for_timeout(2000)
-                page.reload()
-            trigger.click()
-            form = page.get_by_role("dialog")
-            form.get_by_role("button", name="Source").click()  # the form's sections open on a click
-            form.locator("input[name=element_topic]").fill(settings.scans_topic)
+            form = _replay_form(page, base, settings)
             form.get_by_role("button", name="Or explicit offsets").click()
             editor = (form.locator("[data-part=root][role=group]")
                       .filter(has=page.locator("label", has_text=re.compile(r"^Explicit offsets"))).locator(".monaco-editor"))
@@ -117,11 +123,6 @@ def test_replay_triggered_from_the_ui_form_in_a_real_browser(airflow_stack, ch):
 SCREENSHOTS = Path(os.environ.get("QUACKNET_SCREENSHOTS", "/tmp/quacknet-screenshots"))
 
 
-def _login(page, base: str, settings) -> None:
-    page.goto(f"{base}/dags/replay_to_clickhouse")  # not logged in: the login form first
-    page.locator("input[name=username]").fill("admin")
-    page.locator("input[name=password]").fill(airflow.admin_password(settings))
-    page.locator("button[type=submit]").click()
 
 
 def test_a_replay_window_typed_in_utc_runs_as_typed_in_a_berlin_browser_and_its_log_reads_top_down(airflow_stack, ch):
@@ -142,16 +143,7 @@ def test_a_replay_window_typed_in_utc_runs_as_typed_in_a_berlin_browser_and_its_
             context = browser.new_context(timezone_id="Europe/Berlin", viewport={"width": 1440, "height": 900})
             page = context.new_page()
             assert page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone") == "Europe/Berlin"
-            _login(page, base, settings)
-            trigger = page.get_by_role("button", name="Trigger Dag")
-            deadline = time.monotonic() + 120
-            while not trigger.is_visible() and time.monotonic() < deadline:  # until the dag-processor parsed it
-                page.wait_for_timeout(2000)
-                page.reload()
-            trigger.click()
-            form = page.get_by_role("dialog")
-            form.get_by_role("button", name="Source").click()  # the form's sections open on a click
-            form.locator("input[name=element_topic]").fill(settings.scans_topic)
+            form = _replay_form(page, base, settings)
             form.get_by_role("button", name="Time range (UTC)").click()
             form.locator("input[name=element_start_time]").fill(typed)
             page.screenshot(path=str(SCREENSHOTS / "replay-form-berlin.png"), full_page=True)
