@@ -7,9 +7,11 @@ Process-wide side effects (logging, the GC tuning) belong to the entry point (``
 
 from __future__ import annotations
 
+import atexit
+
 from flask import Flask
 
-from api import auth, errors, health, metrics, openapi, producer, scans
+from api import auth, coverage, errors, health, metrics, openapi, producer, scans
 from quacknet.apikeys import KeyStore
 from quacknet.settings import Settings
 
@@ -22,9 +24,17 @@ def create_app(settings: Settings | None = None, *, keys: KeyStore | None = None
     app.url_map.strict_slashes = False
     app.config.from_mapping(QUACKNET_SETTINGS=settings, MAX_CONTENT_LENGTH=settings.api_max_body_bytes)
     registry = metrics.init_app(app)
-    producer.init_app(app, settings, registry)
+    delivery = producer.init_app(app, settings, registry)
     auth.init_app(app, keys if keys is not None else KeyStore.load(settings.api_keys_path), settings.data_dir("api") / "ratelimit")
-    for bp in (scans.bp, health.bp, openapi.bp):
+    store = coverage.init_app(app, settings)
+    for bp in (scans.bp, coverage.bp, health.bp, openapi.bp):
         app.register_blueprint(bp)
     errors.init_app(app)
+
+    def close() -> None:
+        delivery.close()
+        store.close()
+
+    app.extensions["quacknet.close"] = close
+    atexit.register(close)  # any server; gunicorn's worker_exit hook calls it first
     return app

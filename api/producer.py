@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
-
 from flask import Flask
 from prometheus_client import CollectorRegistry
 
@@ -17,7 +15,5 @@ log = get_logger(__name__)
 def init_app(app: Flask, settings: Settings, registry: CollectorRegistry) -> Delivery:
     delivery = Delivery(settings, registry)
     app.extensions["quacknet.delivery"] = delivery
-    app.extensions["quacknet.close"] = delivery.close
-    atexit.register(delivery.close)  # any server; gunicorn's worker_exit hook calls it first
     log.info("api.producer_ready", topic=settings.scans_topic)
     return delivery

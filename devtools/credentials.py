@@ -27,11 +27,18 @@ def write(settings: DevSettings, values: dict[str, str]) -> None:
     tmp.replace(path)
 
 
+DEV_SCOPES = {apikeys.SCOPE_WRITE_SCANS, apikeys.SCOPE_READ_COVERAGE}
+
+
 def ensure_api_key(settings: DevSettings) -> str:
-    """The development API key: reused while its hash is in the key file, else created."""
+    """The development API key (write scans, read coverage): reused while its hash is in the key
+    file, given any scope it lacks, else created."""
     current = read(settings).get("QUACKNET_API_KEY")
-    if current and apikeys.KeyStore.load(settings.api_keys_path).lookup(current):
+    known = apikeys.KeyStore.load(settings.api_keys_path).lookup(current) if current else None
+    if known is not None:
+        if not DEV_SCOPES <= known.scopes:
+            apikeys.grant(settings.api_keys_path, known, DEV_SCOPES)
         return current
-    key = apikeys.add_key(settings.api_keys_path, "dev", {apikeys.SCOPE_WRITE_SCANS}, rate_per_s=20_000)
+    key = apikeys.add_key(settings.api_keys_path, "dev", DEV_SCOPES, rate_per_s=20_000)
     write(settings, {"QUACKNET_API_KEY": key})
     return key

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 SCOPE_WRITE_SCANS = "scans:write"
+SCOPE_READ_COVERAGE = "coverage:read"
 DEFAULT_RATE_PER_S = 5000
 
 
@@ -59,9 +60,21 @@ class KeyStore:
 def add_key(path: Path, name: str, scopes: set[str], rate_per_s: int) -> str:
     """Create a key, store its hash in ``path`` (mode 600) and return the plaintext once."""
     plaintext = new_key()
+    _store(path, ApiKey(name, digest(plaintext), frozenset(scopes), rate_per_s))
+    return plaintext
+
+
+def grant(path: Path, key: ApiKey, scopes: set[str]) -> ApiKey:
+    """The same key (same plaintext) with more scopes."""
+    granted = ApiKey(key.name, key.sha256, key.scopes | frozenset(scopes), key.rate_per_s)
+    _store(path, granted)
+    return granted
+
+
+def _store(path: Path, key: ApiKey) -> None:
     data = json.loads(path.read_text()) if path.exists() else {"keys": []}
-    data["keys"] = [e for e in data["keys"] if e["name"] != name]
-    entry = asdict(ApiKey(name, digest(plaintext), frozenset(scopes), rate_per_s))
+    data["keys"] = [e for e in data["keys"] if e["name"] != key.name]
+    entry = asdict(key)
     entry["scopes"] = sorted(entry["scopes"])
     data["keys"].append(entry)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,4 +82,3 @@ def add_key(path: Path, name: str, scopes: set[str], rate_per_s: int) -> str:
     tmp.write_text(json.dumps(data, indent=2))
     os.chmod(tmp, 0o600)
     tmp.replace(path)
-    return plaintext

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 from confluent_kafka import OFFSET_END, TopicPartition
 
 from quacknet import kafka
+from quacknet import params as p
 from quacknet.errors import InvalidInput, Unavailable
 from quacknet.logs import get_logger
-from quacknet.ops import params as p
 from quacknet.pipeline import Batch, Sink, decode_message
 from quacknet.settings import Settings
 from quacknet.warehouse.migrations import require_current

@@ -75,8 +75,8 @@ def replay_copy(ranges: list[dict], params: dict, run_id: str) -> dict:
 # -- offset_reset ----------------------------------------------------------------------------------
 
 def reset_offsets(params: dict) -> list[dict]:
+    from quacknet import params as p
     from quacknet.ops import offsets
-    from quacknet.ops import params as p
 
     with failing_fast():
         settings = settings_from_airflow()

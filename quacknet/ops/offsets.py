@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
 from quacknet import kafka
+from quacknet import params as p
 from quacknet.errors import Conflict, InvalidInput
-from quacknet.ops import params as p
 from quacknet.retry import Backoff
 from quacknet.settings import Settings
 

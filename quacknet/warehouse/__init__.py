@@ -14,7 +14,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from clickhouse_connect.driver.exceptions import Error as ClickHouseDriverError
 
-from quacknet.errors import Conflict, QuackNetError, Unavailable
+from quacknet.errors import Conflict, QuackNetError, SchemaBehind, Unavailable
 from quacknet.settings import Settings
 
 # Server errors that pass by themselves (ClickHouse's ErrorCodes): overload, timeouts, lost
@@ -64,4 +64,4 @@ def failure(exc: Exception, doing: str) -> QuackNetError:
     return Refused(f"ClickHouse refused {doing} ({label}): {text}")
 
 
-__all__ = ["ClickHouseDriverError", "Refused", "client", "failure"]
+__all__ = ["ClickHouseDriverError", "Refused", "SchemaBehind", "client", "failure"]
