@@ -6,6 +6,13 @@ text formats, compressed and streamed inserts, ``/ping``, errors with
 ``X-ClickHouse-Exception-Code``). It runs as a single gunicorn gthread worker
 because only one process may open a chDB data dir; gunicorn sets TCP_NODELAY.
 
+It is locked down like a clickhouse-server with a password, because every developer runs it:
+every request but ``/ping`` (and the bare ``GET /`` health answer) needs the generated
+credentials (code 516 otherwise); a GET only reads (code 164); the engine cannot reach the file
+system outside its data dir or the network (lockdown.py, policy.py); a compressed body that is
+corrupt or cut short is an error before anything is stored; the request line, the statement text
+held in memory and the decompressed body are bounded (DevSettings ``gateway_max_*``).
+
 This is development infrastructure: production points the same client settings
 at a clickhouse-server, and no QuackNet code knows which one it talks to.
 """
@@ -18,12 +25,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
+from devtools.chgateway import lockdown
 from devtools.chgateway.engine import Engine, Summary
 from devtools.chgateway.protocol import (
     STREAMABLE_FORMATS,
     GatewayError,
+    bounded,
     content_type,
     decompress,
     error_body,
@@ -49,8 +59,11 @@ class Gateway:
 
     def __call__(self, environ, start_response):
         request = Request(environ)
-        query_id = request.args.get("query_id") or str(uuid.uuid4())
+        given = request.args.get("query_id")
+        query_id = given if given and _header_safe(given) else str(uuid.uuid4())  # it is echoed in a header
         try:
+            if given and query_id != given:
+                raise GatewayError(36, "query_id must be printable ASCII")
             response = self.dispatch(request, query_id)
         except GatewayError as err:
             response = self.error_response(err, query_id)
@@ -60,19 +73,26 @@ class Gateway:
         return response(environ, start_response)
 
     def dispatch(self, request: Request, query_id: str) -> Response:
-        if request.path in ("/ping", "/replicas_status") or (request.path == "/" and request.method in ("GET", "HEAD")
-                                                               and "query" not in request.args and not request.content_length):
+        if request.path == "/ping" or (request.path == "/" and request.method in ("GET", "HEAD")
+                                       and "query" not in request.args and not _has_body(request)):
+            return Response("Ok.\n", content_type="text/plain; charset=UTF-8")
+        # Only multipart bodies are forms (clickhouse-connect's parameters, external data). Any other
+        # body is the query or the INSERT's data, as on clickhouse-server: curl's default
+        # application/x-www-form-urlencoded included (`curl --data-binary @- <<< 'SELECT 1'`).
+        multipart = request.mimetype == "multipart/form-data"
+        args = list(request.args.items(multi=True)) + (self._form(request) if multipart else [])
+        req = split_params(args)
+        req.query_id = query_id
+        if req.session_id and not _header_safe(req.session_id):
+            raise GatewayError(36, "session_id must be printable ASCII")
+        self.authenticate(request, req.user, req.password)
+        if request.path == "/replicas_status":
             return Response("Ok.\n", content_type="text/plain; charset=UTF-8")
         if request.path not in ("/", "/query"):
             raise GatewayError(48, f"No handler for {request.path}", status=404)
-        form = request.mimetype.startswith(("multipart/form-data", "application/x-www-form-urlencoded"))
-        if form and request.files:
-            raise GatewayError(48, "External data tables are not supported by the local gateway")
-        args = list(request.args.items(multi=True)) + (list(request.form.items(multi=True)) if form else [])
-        req = split_params(args)
-        req.query_id = query_id
-        self.authenticate(request, req.user, req.password)
-        body = iter(()) if form else decompress(self._read_body(request), request.headers.get("Content-Encoding"))
+        readonly = request.method in ("GET", "HEAD")
+        body = iter(()) if multipart else bounded(decompress(self._read_body(request), request.headers.get("Content-Encoding")),
+                                                  self.settings.gateway_max_body_bytes)
         stack = ExitStack()
         try:
             sess = stack.enter_context(self.engine.session(req.session_id, req.session_timeout, req.session_check))
@@ -80,10 +100,12 @@ class Gateway:
             head, at_eof = self._statement_head(req.query, body)
             insert = parse_insert_head(head, at_eof) if is_insert(head) else None
             if insert is not None:
+                sess.check(f"{insert.statement} FORMAT {insert.fmt}", readonly)
                 data = _chain(head[insert.data_offset:], body)
                 summary = sess.insert(insert.statement, insert.fmt, data)
                 return self._finish(Response(b"", content_type="text/plain; charset=UTF-8"), req, summary, "TabSeparated")
-            sql = (head + b"".join(body)).decode("utf-8", errors="replace")
+            sql = self._statement_text(head, body)
+            sess.check(sql, readonly)
             fmt = output_format(sql, req.default_format)
             if not req.wait_end_of_query and fmt.lower() in STREAMABLE_FORMATS and is_select(sql):
                 chunks = sess.stream(sql, fmt, req.params)
@@ -93,6 +115,18 @@ class Gateway:
             return self._finish(Response(payload, content_type=content_type(fmt)), req, summary, fmt)
         finally:
             stack.close()
+
+    def _statement_text(self, head: bytes, body: Iterator[bytes]) -> str:
+        """The whole statement (query parameter and body), held in memory, so bounded."""
+        parts, size, limit = [head], len(head), self.settings.gateway_max_query_bytes
+        for chunk in body:
+            size += len(chunk)
+            if size > limit:
+                raise GatewayError(229, f"Query is too large: more than {limit} bytes of statement text "
+                                        "(QUACKNET_GATEWAY_MAX_QUERY_BYTES); send large data as INSERT ... FORMAT <format>",
+                                   status=413)
+            parts.append(chunk)
+        return b"".join(parts).decode("utf-8", errors="replace")
 
     def _finish(self, response: Response, req, summary: Summary | None, fmt: str) -> Response:
         headers = response.headers
@@ -128,8 +162,26 @@ class Gateway:
     @staticmethod
     def _read_body(request: Request) -> Iterator[bytes]:
         stream = request.environ["wsgi.input"]
-        while chunk := stream.read(READ_SIZE):
+        while True:
+            try:
+                chunk = stream.read(READ_SIZE)
+            except Exception as exc:  # gunicorn: a socket timeout, a closed connection, broken chunked framing
+                raise _unreadable(exc) from None
+            if not chunk:
+                return
             yield chunk
+
+    @staticmethod
+    def _form(request: Request) -> list[tuple[str, str]]:
+        try:
+            form, files = request.form, request.files
+        except HTTPException as exc:
+            raise GatewayError(33, f"Cannot read the multipart form: {exc.description}", status=exc.code or 400) from None
+        except Exception as exc:
+            raise _unreadable(exc) from None
+        if files:
+            raise GatewayError(48, "External data tables are not supported by the local gateway")
+        return list(form.items(multi=True))
 
     @staticmethod
     def _statement_head(query: str, body: Iterator[bytes]) -> tuple[bytes, bool]:
@@ -148,6 +200,21 @@ class Gateway:
             head += chunk
             if len(head) > HEAD_LIMIT and is_insert(head) and parse_insert_head(head, False) is None:
                 raise GatewayError(62, "INSERT statement without FORMAT exceeds the gateway's 1 MiB limit", status=413)
+
+
+def _header_safe(value: str) -> bool:
+    return value.isascii() and value.isprintable()
+
+
+def _has_body(request: Request) -> bool:
+    return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+def _unreadable(exc: Exception) -> GatewayError:
+    """A request body the client did not finish sending: nothing of it is used."""
+    if isinstance(exc, TimeoutError):
+        return GatewayError(209, "Timeout exceeded while reading the request body", status=408)
+    return GatewayError(33, f"Cannot read all data of the request body: {type(exc).__name__}: {exc}", status=400)
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -176,9 +243,13 @@ def create_app(settings: DevSettings | None = None) -> Gateway:
     """gunicorn entry point: ``devtools.chgateway.app:create_app()``."""
     settings = settings or DevSettings()
     configure_logging(settings)
+    if not settings.clickhouse_password.get_secret_value():
+        raise SystemExit("the local ClickHouse gateway needs a password: QUACKNET_CLICKHOUSE_PASSWORD is set but empty "
+                         "(unset it to use the generated one in .quacknet/credentials.env)")
     data = settings.data_dir("clickhouse")
     data.mkdir(parents=True, exist_ok=True)
-    engine = Engine(str(data), settings.gateway_max_sessions, settings.gateway_session_timeout_s)
+    config = lockdown.write_config(data)
+    engine = Engine(str(data), settings.gateway_max_sessions, settings.gateway_session_timeout_s, str(config))
     atexit.register(engine.close)
     log.info("gateway.ready", data=str(data), version=engine.version, timezone=engine.timezone)
     return Gateway(settings, engine)
