@@ -10,6 +10,7 @@ import logging
 import sys
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 
 from quacknet.settings import Settings
 
@@ -17,6 +18,9 @@ from quacknet.settings import Settings
 def configure_logging(settings: Settings) -> None:
     json_lines = settings.log_json if settings.log_json is not None else not sys.stderr.isatty()
     renderer = structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer(colors=False)
+    # log.exception(...) / exc_info: the exception as structured fields ("exception": type, value,
+    # frames) in JSON lines; the console renderer prints the traceback itself. No locals: secrets.
+    exceptions = [structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))] if json_lines else []
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -32,7 +36,7 @@ def configure_logging(settings: Settings) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *exceptions, renderer],
         )
     )
     root = logging.getLogger()

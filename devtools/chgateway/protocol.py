@@ -260,7 +260,10 @@ _STATUS_BY_CODE = {
     **dict.fromkeys((6, 26, 27, 32, 33, 36, 38, 41, 42, 43, 44, 53, 62, 69, 70, 72, 117, 128, 130, 190, 399, 456, 457, 467, 691), 400),
     # 401/403: who is asking, and may they
     **dict.fromkeys((194, 516), 401),
-    **dict.fromkeys((164, 497), 403),
+    # 403: refused by the read-only GET, the grants or the gateway's statement policy
+    **dict.fromkeys((164, 358, 481, 497), 403),
+    # 400: a setting pinned by the gateway, a feature it turns off, a body its decoders cannot read
+    **dict.fromkeys((33, 344, 354, 452, 561, 618), 400),
     # 404: something named does not exist
     **dict.fromkeys((16, 46, 47, 50, 56, 60, 63, 73, 81, 115, 211, 336), 404),
     48: 501,
