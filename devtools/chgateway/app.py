@@ -105,7 +105,11 @@ class Gateway:
                 summary = sess.insert(insert.statement, insert.fmt, data)
                 return self._finish(Response(b"", content_type="text/plain; charset=UTF-8"), req, summary, "TabSeparated")
             sql = self._statement_text(head, body)
-            sess.check(sql, readonly)
+            statement = sess.check(sql, readonly)
+            if statement.inline_format:  # INSERT ... VALUES (...): its data goes in as data, never as SQL
+                target, data_format, data = sess.split_inline_insert(sql, statement)
+                summary = sess.insert(target, data_format, [data])
+                return self._finish(Response(b"", content_type="text/plain; charset=UTF-8"), req, summary, "TabSeparated")
             fmt = output_format(sql, req.default_format)
             if not req.wait_end_of_query and fmt.lower() in STREAMABLE_FORMATS and is_select(sql):
                 chunks = sess.stream(sql, fmt, req.params)

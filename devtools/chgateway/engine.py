@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import chdb
 
 from devtools.chgateway import lockdown
-from devtools.chgateway.policy import Policy
+from devtools.chgateway.policy import Policy, Statement
 from devtools.chgateway.protocol import GatewayError, error_code
 from quacknet.logs import get_logger
 
@@ -115,9 +115,15 @@ class Session:
         literal = value if value.startswith("'") and value.endswith("'") and len(value) > 1 else _quote(value)
         self._run(f"SET {name} = {literal}" if changed else f"SET {name} = DEFAULT")
 
-    def check(self, sql: str, readonly: bool) -> None:
+    def _raw(self, sql: str, fmt: str, params: dict[str, str]) -> bytes:
+        return self._run(sql, fmt or "TabSeparated", params).bytes()
+
+    def check(self, sql: str, readonly: bool) -> Statement:
         """Refuse what the statement policy refuses (a GatewayError), before it runs."""
-        self.policy.check(lambda q, fmt, params: self._run(q, fmt, params).bytes(), sql, readonly)
+        return self.policy.check(self._raw, sql, readonly)
+
+    def split_inline_insert(self, sql: str, statement: Statement) -> tuple[str, str, bytes]:
+        return self.policy.split_inline_insert(self._raw, sql, statement)
 
     def query(self, sql: str, fmt: str, params: dict[str, str]) -> tuple[bytes, Summary]:
         started = time.perf_counter()

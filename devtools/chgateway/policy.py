@@ -40,10 +40,22 @@ CACHE_ENTRIES = 1024
 CACHE_MAX_TEXT = 16 * 1024
 
 
+INLINE_HEAD_SCAN = 64 * 1024  # an INSERT's statement, before its inline data, is shorter than this
+INLINE_DATA_LEX_MAX = 1 << 20  # inline data with a ';' in it is lexed (to find a second statement) up to this size
+
+
 @dataclass(frozen=True)
 class Statement:
     kind: str  # the first keyword of the canonical text: SELECT, INSERT, CREATE, ...
+    text: str = ""  # the engine's canonical single-line text
     refusal: GatewayError | None = None
+
+    @property
+    def inline_format(self) -> str | None:
+        """For an INSERT carrying its data in the statement text (``INSERT ... VALUES (...)``), the
+        data's format: the engine's canonical text drops the data and says ``FORMAT Values``."""
+        head, found, fmt = self.text.rpartition(" FORMAT ")
+        return fmt if self.kind == "INSERT" and found and head and fmt.isidentifier() else None
 
 
 def _escape(text: str) -> str:
@@ -82,16 +94,37 @@ def judge(text: str, tokens: list[dict]) -> Statement:
         upper = value.upper()
         if kind_i in ("BareWord", "QuotedIdentifier") and value.lower() in DENIED_CALLS and after[0] == "OpeningRoundBracket":
             code, why = DENIED_CALLS[value.lower()]
-            return Statement(kind, GatewayError(code, f"{why}; the local gateway refuses it"))
+            return Statement(kind, text, GatewayError(code, f"{why}; the local gateway refuses it"))
         if kind_i != "BareWord":
             continue
         if upper == "INTO" and after[0] == "BareWord" and after[1].upper() == "OUTFILE":
-            return Statement(kind, GatewayError(358, "INTO OUTFILE is not allowed"))
+            return Statement(kind, text, GatewayError(358, "INTO OUTFILE is not allowed"))
         if upper == "INFILE" and i and words[i - 1][1].upper() == "FROM" and after[0] == "StringLiteral":
-            return Statement(kind, GatewayError(481, "INSERT ... FROM INFILE reads the file system; send the data in the body"))
+            return Statement(kind, text, GatewayError(481, "INSERT ... FROM INFILE reads the file system; send the data in the body"))
         if kind == "ATTACH" and upper == "FROM" and after[0] == "StringLiteral":
-            return Statement(kind, GatewayError(481, "ATTACH ... FROM a path reads the file system outside the gateway's data directory"))
-    return Statement(kind)
+            return Statement(kind, text, GatewayError(481, "ATTACH ... FROM a path reads the file system outside the "
+                                                          "gateway's data directory"))
+    return Statement(kind, text)
+
+
+def _one_statement(run, data: bytes) -> bytes:
+    """Inline data up to a closing ``;``; anything after it would be a second statement, which
+    clickhouse-server refuses over HTTP (the engine's Values reader would silently drop it)."""
+    if b";" not in data:
+        return data
+    if len(data) > INLINE_DATA_LEX_MAX:
+        raise GatewayError(62, "Inline INSERT data this large with a ';' in it: send INSERT ... FORMAT Values and the data "
+                               "in the body")
+    [tokens] = json.loads(run("SELECT tokenizeQuery({q:String}) FORMAT JSONCompactEachRow", "", {"q": _escape(data.decode())}))
+    depth = 0
+    for i, tok in enumerate(tokens):
+        depth += (tok["type"] == "OpeningRoundBracket") - (tok["type"] == "ClosingRoundBracket")
+        if depth == 0 and tok["type"] == "Semicolon":
+            if any(t["type"] != "Whitespace" for t in tokens[i + 1:]):
+                raise GatewayError(62, "Syntax error (Multi-statements are not allowed): a statement follows this "
+                                       "INSERT's data")
+            return data[:tok["begin"]]
+    return data
 
 
 class Policy:
@@ -120,6 +153,36 @@ class Policy:
             raise GatewayError(164, "Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly. "
                                     "You should use method POST for modifying queries")
         return verdict
+
+    @staticmethod
+    def split_inline_insert(run, sql: str, verdict: Statement) -> tuple[str, str, bytes]:
+        """``INSERT ... VALUES (...)`` sent as statement text: (statement, format, data), where the
+        engine's parser would start the data. The data is then streamed as data: run as text,
+        clickhouse-local would also run whatever follows a ``;`` in it as further statements,
+        unchecked. The split point is a VALUES (or FORMAT name) token at the top level whose prefix
+        the engine formats exactly as the whole statement."""
+        raw = sql.encode()
+        prefix = raw[:INLINE_HEAD_SCAN].decode(errors="ignore")
+        [tokens] = json.loads(run("SELECT tokenizeQuery({q:String}) FORMAT JSONCompactEachRow", "", {"q": _escape(prefix)}))
+        words = [(t["type"], raw[t["begin"]:t["end"]].decode(errors="replace").upper(), t["end"]) for t in tokens
+                 if t["type"] != "Whitespace"]
+        depth, candidates = 0, []
+        for i, (kind, value, end) in enumerate(words):
+            depth += (kind == "OpeningRoundBracket") - (kind == "ClosingRoundBracket")
+            if depth == 0 and kind == "BareWord" and value == "VALUES":
+                candidates.append(end)
+            elif depth == 0 and kind == "BareWord" and value == "FORMAT" and i + 1 < len(words):
+                candidates.append(words[i + 1][2])
+        for end in candidates:
+            try:
+                [[head]] = [json.loads(run("SELECT formatQuerySingleLine({q:String}) FORMAT JSONCompactEachRow", "",
+                                           {"q": _escape(raw[:end].decode())}))]
+            except GatewayError:
+                continue
+            if head == verdict.text:
+                return head.rpartition(" FORMAT ")[0], verdict.inline_format, _one_statement(run, raw[end:])
+        raise GatewayError(62, "Cannot tell where this INSERT's inline data begins; send INSERT ... FORMAT <format> "
+                               "followed by the data")
 
     @staticmethod
     def _inspect(run, sql: str) -> Statement:

@@ -191,12 +191,26 @@ def test_settings_that_aim_the_engine_elsewhere_are_pinned(gw, setting, literal)
         assert (reply.status, reply.code) == (400, 452), reply.text
 
 
-def test_one_statement_per_request_as_on_clickhouse_server(gw, database):
-    reply = sql(gw, f"SELECT 1; INSERT INTO {database}.s VALUES ('second statement')")
-    assert reply.code == 62 and "Multi-statements are not allowed" in reply.text
+@pytest.mark.parametrize("first", ["SELECT 1", "INSERT INTO {db}.s VALUES ('first statement')"])
+def test_one_statement_per_request_as_on_clickhouse_server(gw, database, first):
+    """A second statement would escape every check made on the first."""
+    reply = sql(gw, first.format(db=database) + f"; INSERT INTO {database}.s SELECT * FROM file('{gw.credentials_file}', 'LineAsString')")
+    assert reply.code == 62 and "Multi-statements are not allowed" in reply.text, reply.text
     assert value(gw, f"SELECT count() FROM {database}.s") == "0"
 
 
 def test_a_string_or_a_comment_that_spells_a_refused_call_is_just_text(gw):
     assert value(gw, "SELECT 'file(''/etc/passwd'') INTO OUTFILE ''x''' -- file('y')") == "file(\\'/etc/passwd\\') INTO OUTFILE \\'x\\'"
     assert value(gw, "SELECT 1 AS file, file + 1 /* disk() */") == "1\t2"
+
+
+def test_inline_values_are_data_and_nothing_after_them_runs(gw, database, tmp_path):
+    """INSERT ... VALUES sent as text: the engine would run whatever follows a ';' in the data as
+    another statement, past every check; the gateway streams the data as data instead."""
+    target = tmp_path / "smuggled"
+    reply = sql(gw, f"INSERT INTO {database}.s VALUES ('a'); SELECT 1 INTO OUTFILE '{target}'")
+    assert reply.code == 62 and "Multi-statements are not allowed" in reply.text, reply.text
+    assert not target.exists() and value(gw, f"SELECT count() FROM {database}.s") == "0"
+    assert sql(gw, f"INSERT INTO {database}.s (line) VALUES ('x; y'), ('(z);');").status == 200
+    assert sql(gw, f"insert into {database}.s values('w')").status == 200
+    assert value(gw, f"SELECT groupArray(line) FROM (SELECT line FROM {database}.s ORDER BY line)") == "['(z);','w','x; y']"

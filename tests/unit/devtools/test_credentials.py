@@ -39,7 +39,9 @@ def test_the_login_is_generated_once_and_reused(monkeypatch, tmp_path):
     first = DevSettings(home=tmp_path)
     credentials.write(first, {"QUACKNET_API_KEY": "k"})  # other credentials come and go; the login stays
     second = DevSettings(home=tmp_path)
-    assert second.clickhouse_password == first.clickhouse_password
+    password = first.clickhouse_password.get_secret_value()
+    assert password and second.clickhouse_password.get_secret_value() == password
+    assert credentials.read(second)["CLICKHOUSE_PASSWORD"] == password
     assert credentials.read(second)["QUACKNET_API_KEY"] == "k"
 
 
@@ -73,6 +75,7 @@ def test_every_service_and_airflows_connection_get_the_login(monkeypatch, tmp_pa
     _clean_env(monkeypatch)
     settings = DevSettings(home=tmp_path)
     user, password = settings.clickhouse_user, settings.clickhouse_password.get_secret_value()
+    assert password == credentials.read(settings)["CLICKHOUSE_PASSWORD"]
     sup = Supervisor(settings)
     for svc in (CLICKHOUSE, API, LOADER):
         env = sup.child_env(svc)
