@@ -8,7 +8,8 @@ because only one process may open a chDB data dir; gunicorn sets TCP_NODELAY.
 
 It is locked down like a clickhouse-server with a password, because every developer runs it:
 every request but ``/ping`` (and the bare ``GET /`` health answer) needs the generated
-credentials (code 516 otherwise); a GET only reads (code 164); the engine cannot reach the file
+credentials (code 516 otherwise) and none may come from a web page (an ``Origin`` other than the
+gateway's own: code 497); a GET only reads (code 164); the engine cannot reach the file
 system outside its data dir or the network (lockdown.py, policy.py); a compressed body that is
 corrupt or cut short is an error before anything is stored; the request line, the statement text
 held in memory and the decompressed body are bounded (DevSettings ``gateway_max_*``).
@@ -76,6 +77,11 @@ class Gateway:
         if request.path == "/ping" or (request.path == "/" and request.method in ("GET", "HEAD")
                                        and "query" not in request.args and not _has_body(request)):
             return Response("Ok.\n", content_type="text/plain; charset=UTF-8")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.rstrip("/") != request.host_url.rstrip("/"):
+            # A web page's request (a form POST carries the browser's cached login, if any): the gateway
+            # serves no pages, so no other origin has business here.
+            raise GatewayError(497, f"Requests from web pages ({origin[:200]}) are refused by the local gateway")
         # Only multipart bodies are forms (clickhouse-connect's parameters, external data). Any other
         # body is the query or the INSERT's data, as on clickhouse-server: curl's default
         # application/x-www-form-urlencoded included (`curl --data-binary @- <<< 'SELECT 1'`).

@@ -164,3 +164,14 @@ def test_invalid_utf8_in_an_insert_statement_is_a_clear_error(gw, database):
     reply = request(gw, body=f"INSERT INTO {database}.t\xff FORMAT CSV\n5\n".encode("latin-1"))
     assert 400 <= reply.status < 500 and reply.code == 62, reply.text
     assert value(gw, f"SELECT count() FROM {database}.t") == "2"
+
+
+def test_a_web_pages_request_is_refused_even_with_the_browsers_cached_login(gw, database):
+    """A page on any site can make the browser POST text/plain to 127.0.0.1 (and attach a login
+    the developer once typed there); browsers mark such requests with an Origin header."""
+    for origin in ("http://evil.example", "null", "http://localhost:1"):
+        reply = sql(gw, f"INSERT INTO {database}.t VALUES (66)", headers={"Origin": origin, "Content-Type": "text/plain"})
+        assert (reply.status, reply.code) == (403, 497), reply.text
+    assert value(gw, f"SELECT count() FROM {database}.t") == "2"
+    own = f"http://{gw.clickhouse_host}:{gw.clickhouse_port}"
+    assert sql(gw, "SELECT 1", headers={"Origin": own}).body == b"1\n"
