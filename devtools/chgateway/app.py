@@ -34,6 +34,7 @@ from devtools.chgateway.engine import Engine, Summary
 from devtools.chgateway.protocol import (
     STREAMABLE_FORMATS,
     GatewayError,
+    RequestParams,
     bounded,
     content_type,
     decompress,
@@ -76,24 +77,10 @@ class Gateway:
     def dispatch(self, request: Request, query_id: str) -> Response:
         if request.path == "/ping" or (request.path == "/" and request.method in ("GET", "HEAD")
                                        and "query" not in request.args and not _has_body(request)):
-            return Response("Ok.\n", content_type="text/plain; charset=UTF-8")
-        origin = request.headers.get("Origin")
-        if origin is not None and origin.rstrip("/") != request.host_url.rstrip("/"):
-            # A web page's request (a form POST carries the browser's cached login, if any): the gateway
-            # serves no pages, so no other origin has business here.
-            raise GatewayError(497, f"Requests from web pages ({origin[:200]}) are refused by the local gateway")
-        # Only multipart bodies are forms (clickhouse-connect's parameters, external data). Any other
-        # body is the query or the INSERT's data, as on clickhouse-server: curl's default
-        # application/x-www-form-urlencoded included (`curl --data-binary @- <<< 'SELECT 1'`).
-        multipart = request.mimetype == "multipart/form-data"
-        args = list(request.args.items(multi=True)) + (self._form(request) if multipart else [])
-        req = split_params(args)
-        req.query_id = query_id
-        if req.session_id and not _header_safe(req.session_id):
-            raise GatewayError(36, "session_id must be printable ASCII")
-        self.authenticate(request, req.user, req.password)
+            return _ok()
+        req, multipart = self._admit(request, query_id)
         if request.path == "/replicas_status":
-            return Response("Ok.\n", content_type="text/plain; charset=UTF-8")
+            return _ok()
         if request.path not in ("/", "/query"):
             raise GatewayError(48, f"No handler for {request.path}", status=404)
         readonly = request.method in ("GET", "HEAD")
@@ -107,15 +94,12 @@ class Gateway:
             insert = parse_insert_head(head, at_eof) if is_insert(head) else None
             if insert is not None:
                 sess.check(f"{insert.statement} FORMAT {insert.fmt}", readonly)
-                data = _chain(head[insert.data_offset:], body)
-                summary = sess.insert(insert.statement, insert.fmt, data)
-                return self._finish(Response(b"", content_type="text/plain; charset=UTF-8"), req, summary, "TabSeparated")
+                return self._inserted(req, sess.insert(insert.statement, insert.fmt, _chain(head[insert.data_offset:], body)))
             sql = self._statement_text(head, body)
             statement = sess.check(sql, readonly)
             if statement.inline_format:  # INSERT ... VALUES (...): its data goes in as data, never as SQL
                 target, data_format, data = sess.split_inline_insert(sql, statement)
-                summary = sess.insert(target, data_format, [data])
-                return self._finish(Response(b"", content_type="text/plain; charset=UTF-8"), req, summary, "TabSeparated")
+                return self._inserted(req, sess.insert(target, data_format, [data]))
             fmt = output_format(sql, req.default_format)
             if not req.wait_end_of_query and fmt.lower() in STREAMABLE_FORMATS and is_select(sql):
                 chunks = sess.stream(sql, fmt, req.params)
@@ -125,6 +109,27 @@ class Gateway:
             return self._finish(Response(payload, content_type=content_type(fmt)), req, summary, fmt)
         finally:
             stack.close()
+
+    def _admit(self, request: Request, query_id: str) -> tuple[RequestParams, bool]:
+        """The request's parameters, once it is known not to come from a web page and to carry the login."""
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.rstrip("/") != request.host_url.rstrip("/"):
+            # A web page's request (a form POST carries the browser's cached login, if any): the gateway
+            # serves no pages, so no other origin has business here.
+            raise GatewayError(497, f"Requests from web pages ({origin[:200]}) are refused by the local gateway")
+        # Only multipart bodies are forms (clickhouse-connect's parameters, external data). Any other
+        # body is the query or the INSERT's data, as on clickhouse-server: curl's default
+        # application/x-www-form-urlencoded included (`curl --data-binary @- <<< 'SELECT 1'`).
+        multipart = request.mimetype == "multipart/form-data"
+        req = split_params(list(request.args.items(multi=True)) + (self._form(request) if multipart else []))
+        req.query_id = query_id
+        if req.session_id and not _header_safe(req.session_id):
+            raise GatewayError(36, "session_id must be printable ASCII")
+        self.authenticate(request, req.user, req.password)
+        return req, multipart
+
+    def _inserted(self, req: RequestParams, summary: Summary) -> Response:
+        return self._finish(Response(b"", content_type="text/plain; charset=UTF-8"), req, summary, "TabSeparated")
 
     def _statement_text(self, head: bytes, body: Iterator[bytes]) -> str:
         """The whole statement (query parameter and body), held in memory, so bounded."""
@@ -138,7 +143,7 @@ class Gateway:
             parts.append(chunk)
         return b"".join(parts).decode("utf-8", errors="replace")
 
-    def _finish(self, response: Response, req, summary: Summary | None, fmt: str) -> Response:
+    def _finish(self, response: Response, req: RequestParams, summary: Summary | None, fmt: str) -> Response:
         headers = response.headers
         headers["X-ClickHouse-Query-Id"] = req.query_id
         headers["X-ClickHouse-Format"] = fmt
@@ -214,6 +219,10 @@ class Gateway:
 
 def _header_safe(value: str) -> bool:
     return value.isascii() and value.isprintable()
+
+
+def _ok() -> Response:
+    return Response("Ok.\n", content_type="text/plain; charset=UTF-8")
 
 
 def _has_body(request: Request) -> bool:
