@@ -38,8 +38,6 @@ DENIED_CALLS = {
 INSPECT = "SELECT f, tokenizeQuery(f) FROM (SELECT formatQuerySingleLine({q:String}) AS f) FORMAT JSONCompactEachRow"
 CACHE_ENTRIES = 1024
 CACHE_MAX_TEXT = 16 * 1024
-
-
 INLINE_HEAD_SCAN = 64 * 1024  # an INSERT's statement, before its inline data, is shorter than this
 INLINE_DATA_LEX_MAX = 1 << 20  # inline data with a ';' in it is lexed (to find a second statement) up to this size
 
@@ -108,8 +106,9 @@ def judge(text: str, tokens: list[dict]) -> Statement:
 
 
 def _one_statement(run, data: bytes) -> bytes:
-    """Inline data up to a closing ``;``; anything after it would be a second statement, which
-    clickhouse-server refuses over HTTP (the engine's Values reader would silently drop it)."""
+    """Inline data up to a closing ``;``. Anything after it is a second statement: refused, one
+    statement per request as over clickhouse-server's HTTP interface (run as text, clickhouse-local
+    would execute it unchecked; streamed, the engine's Values reader would drop it silently)."""
     if b";" not in data:
         return data
     if len(data) > INLINE_DATA_LEX_MAX:
