@@ -27,6 +27,8 @@ from tests.support import airflow as airflow_support
 
 @pytest.fixture(scope="session")
 def settings() -> DevSettings:
+    """The stack's settings, with the local ClickHouse login: DevSettings reads it from the state
+    dir's credentials.env, generating it there first on a fresh clone, before anything starts."""
     return DevSettings()
 
 
@@ -41,9 +43,26 @@ def stack(settings):
             continue
         sup.start(svc)
         started.append(svc)
+    if CLICKHOUSE not in started:
+        _require_login(settings)  # one we started has our login; one we found may not
     yield settings
     for svc in reversed(started):
         sup.stop(svc)
+
+
+def _require_login(settings) -> None:
+    """A ClickHouse that answers /ping but refuses our login (one started before its state dir's
+    credentials changed) would fail every test with code 516: say so once, clearly."""
+    client = None
+    try:
+        client = warehouse.client(settings)
+    except Exception as exc:
+        pytest.exit(f"ClickHouse at {settings.clickhouse_url} refuses the login {settings.clickhouse_user!r} "
+                    f"(from {settings.credentials_file} or QUACKNET_CLICKHOUSE_PASSWORD): {exc}. "
+                    "If it is this checkout's gateway, restart it: make stop && make run", returncode=2)
+    finally:
+        if client is not None:
+            client.close()
 
 
 def _answers(svc, settings) -> bool:
