@@ -23,6 +23,7 @@ from quacknet import warehouse
 from quacknet.apikeys import SCOPE_WRITE_SCANS, add_key
 from quacknet.warehouse.migrations import migrate
 from tests.support import airflow as airflow_support
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(scope="session")
@@ -88,8 +89,15 @@ def topic(admin, stack, unique_name):
     """A fresh topic for one test (the declared partition count), deleted afterwards."""
     name = unique_name.replace("_", ".")
     admin.create_topics([NewTopic(name, num_partitions=stack.scans_partitions, replication_factor=1)])[name].result(timeout=30)
+    wait_for(lambda: _has_leaders(admin, name, stack.scans_partitions), 30, f"topic {name} in the broker's metadata")
     yield name
     admin.delete_topics([name])[name].result(timeout=30)
+
+
+def _has_leaders(admin: AdminClient, name: str, partitions: int) -> bool:
+    meta = admin.list_topics(name, timeout=10).topics.get(name)
+    return (meta is not None and meta.error is None and len(meta.partitions) == partitions
+            and all(p.leader >= 0 for p in meta.partitions.values()))
 
 
 @pytest.fixture
