@@ -29,7 +29,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from confluent_kafka import TopicPartition
@@ -356,6 +356,19 @@ class Replay:
     @property
     def started(self) -> dt.datetime | None:
         return self.start_date or self.first_loaded
+
+    @property
+    def topic(self) -> str | None:
+        return (self.conf or {}).get("topic") or (self.stored[0].topic if self.stored else None)
+
+    @property
+    def messages(self) -> int:
+        """Offsets the replay stored, over all partitions."""
+        return sum(s.messages for s in self.stored)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "topic": self.topic, "messages": self.messages, "started": self.started,
+                "finished": self.finished}
 
     @property
     def finished(self) -> dt.datetime | None:

@@ -333,7 +333,8 @@ def render_dead_letters(o: opsdata.Overview) -> str:
 
 def chart_data(o: opsdata.Overview) -> dict:
     """What ops.js draws: x values in epoch seconds (UTC), one array per series."""
-    data: dict[str, Any] = {"step_s": o.win.step_s, "hours": o.win.hours}
+    data: dict[str, Any] = {"step_s": o.win.step_s, "hours": o.win.hours,
+                            "range": [o.win.start_ms // 1000, o.win.now_ms // 1000]}  # every chart spans the window
     if o.history.error is None:
         h = o.history.value
         data["lag"] = {"x": [t // 1000 for t in h["boundaries_ms"]],
@@ -403,7 +404,7 @@ def overview_json(o: opsdata.Overview) -> dict:
         "history": section(o.history),
         "freshness": section(o.freshness),
         "audit": section(o.audit),
-        "replays": section(o.replays, lambda v: [{**dataclasses.asdict(r), "started": r.started, "finished": r.finished} for r in v]),
+        "replays": section(o.replays, lambda v: [r.as_dict() for r in v]),
         "dead_letters": section(o.dead_letters, lambda v: {**dataclasses.asdict(v), "size": v.size}),
     }
 
@@ -516,8 +517,7 @@ def create_app(settings_factory: Callable[[], Settings], dependencies: Sequence 
     def replays_api() -> list[dict]:
         known = runs() if runs is not None else []
         found = with_client(lambda c, db: opsdata.replays(c, db, known))
-        return json.loads(json.dumps([{**dataclasses.asdict(r), "started": r.started, "finished": r.finished} for r in found],
-                                     default=_json_default))
+        return json.loads(json.dumps([r.as_dict() for r in found], default=_json_default))
 
     @app.get("/api/coverage")
     def coverage_api(bbox: str | None = None, since: str | None = None, until: str | None = None,

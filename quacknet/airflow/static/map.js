@@ -70,13 +70,14 @@
     for (var i = 0; i < steps.length; i++) if (v >= steps[i][0]) return steps[i][1];
     return NO_VALUE;
   }
+  function plural(n, word) { return n.toLocaleString("en") + " " + word + (n === 1 ? "" : "s"); }
   function shown(iso) { return iso.replace("T", " ").replace(/(\.\d+)?Z$/, ""); }
   function el(tag, text, cls) { var n = document.createElement(tag); if (text != null) n.textContent = text; if (cls) n.className = cls; return n; }
 
   function cellInfo(feature) {
     var p = feature.properties, box = el("div", null, "cellinfo");
     box.appendChild(el("div", "H3 cell " + p.h3, "h3"));
-    box.appendChild(el("div", p.scans.toLocaleString("en") + " scans (resolution " + p.resolution + ")"));
+    box.appendChild(el("div", plural(p.scans, "scan") + " (resolution " + p.resolution + ")"));
     var table = el("table"), head = el("tr");
     ["technology", "scans", "median RSRP", "median download"].forEach(function (h) { head.appendChild(el("th", h)); });
     table.appendChild(head);
@@ -158,7 +159,7 @@
         });
         restyle();
         document.body.dataset.cells = String(fc.features.length);
-        status(fc.features.length.toLocaleString("en") + " cells · " + scans.toLocaleString("en") + " scans · " +
+        status(plural(fc.features.length, "cell") + " · " + plural(scans, "scan") + " · " +
                shown(fc.window.since) + " → " + shown(fc.window.until) + " UTC", "loaded");
       })
       .catch(function (err) { if (err.name !== "AbortError") status("the coverage request failed: " + err, "error"); });

@@ -30,7 +30,7 @@
     }
     var opts = {
       width: el.clientWidth || 600, height: 240, tzDate: utc,
-      scales: { x: { time: true } },
+      scales: { x: { time: true, range: function () { return data.range; } } },
       series: [{ label: "time (UTC)", value: "{YYYY}-{MM}-{DD} {HH}:{mm}:{ss} UTC" }].concat(series.map(function (s, i) {
         return { label: s, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false,
                  value: function (u, v) { return yFormat(v); } };

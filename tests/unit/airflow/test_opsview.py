@@ -236,3 +236,4 @@ def test_replay_runs_from_airflow_reach_the_json_with_their_counts(monkeypatch):
     assert replay["counts"]["read"] == 2 and replay["stored"] == [{"topic": "scans", "partition": 0, "first": 0, "last": 1,
                                                                    "messages": 2}]
     assert replay["started"] == "2026-11-30T20:00:00.000Z" and replay["finished"] == "2026-11-30T20:00:05.000Z"
+    assert replay["topic"] == "scans" and replay["messages"] == 2 and replay["source"] == "replay:manual__1"
