@@ -167,11 +167,15 @@ def dead_letters(settings: Settings, topic: str, per_partition: int = DLQ_TAIL_P
         parts = kafka.resolve_partitions(consumer, topic)
         marks = [(p, *consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)) for p in parts]
         wanted = {p: high for p, low, high in marks if high > low}
-        consumer.assign([TopicPartition(topic, p, max(low, high - per_partition)) for p, low, high in marks if high > low])
+        starts = {p: max(low, high - per_partition) for p, low, high in marks if high > low}
+        consumer.assign([TopicPartition(topic, p, start) for p, start in starts.items()])
         read: list[DeadLetter] = []
+        remaining = sum(wanted[p] - starts[p] for p in wanted)  # asking for no more returns as soon as they are in
         deadline = time.monotonic() + timeout_s
-        while wanted and time.monotonic() < deadline:
-            for msg in consumer.consume(500, timeout=0.2):
+        while wanted and remaining > 0 and time.monotonic() < deadline:
+            batch = consumer.consume(min(remaining, 500), timeout=0.2)
+            remaining -= len(batch)
+            for msg in batch:
                 if msg.error() is not None:
                     continue
                 kind, ts = msg.timestamp()

@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from quacknet import coverage, warehouse
 from quacknet.airflow import opsdata
-from quacknet.errors import InvalidInput
+from quacknet.errors import InvalidInput, QuackNetError
 from quacknet.scan import Technology
 from quacknet.settings import Settings
 from quacknet.units import human_bytes, human_count, human_duration, human_rate
@@ -483,6 +483,11 @@ def create_app(settings_factory: Callable[[], Settings], dependencies: Sequence 
         if login_url is not None and wants_page and (exc.status_code == 401 or exc.detail == "Invalid JWT token"):
             return RedirectResponse(login_url(str(request.url)), status_code=303)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(QuackNetError)
+    async def unavailable(request: Request, exc: QuackNetError):
+        """ClickHouse or a connection not to be had: 503 while it may pass, else 500, with the reason."""
+        return JSONResponse({"detail": f"{type(exc).__name__}: {exc}"}, status_code=503 if exc.retriable else 500)
 
     def with_client(read: Callable):
         settings = settings_factory()

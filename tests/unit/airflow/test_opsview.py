@@ -218,6 +218,17 @@ def test_the_maps_coverage_endpoint_refuses_unbounded_or_invalid_requests_with_4
     assert response.status_code == 400 and message in response.json()["detail"]
 
 
+def test_an_unreachable_warehouse_is_a_503_with_its_reason(monkeypatch):
+    from quacknet.errors import Unavailable
+
+    def down(settings):
+        raise Unavailable("ClickHouse is unavailable while connecting to http://ch:8123: refused")
+
+    monkeypatch.setattr(opsview.warehouse, "client", down)
+    response = TestClient(opsview.create_app(lambda: Settings())).get("/api/coverage/newest")
+    assert response.status_code == 503 and "refused" in response.json()["detail"]
+
+
 def test_replay_runs_from_airflow_reach_the_json_with_their_counts(monkeypatch):
     run = AirflowRun("manual__1", "success", RUN, RUN + dt.timedelta(seconds=5), {"topic": "scans"},
                      {"read": 2, "inserted": 2, "already_present": 0, "duplicates_in_batch": 0, "dead_lettered": 0}, None)
