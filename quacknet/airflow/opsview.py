@@ -128,7 +128,7 @@ def finding_where(f: dict) -> str:
 def _head(title: str, static: str, extra: Sequence[str] = ()) -> str:
     links = "".join(f"<link rel='stylesheet' href='{e(static + s)}'>" for s in extra if s.endswith(".css"))
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'>{links}"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><link rel='icon' href='data:,'>{links}"
             f"<link rel='stylesheet' href='{e(static)}ops.css'></head>")
 
 
@@ -281,7 +281,7 @@ def render_replays(o: opsdata.Overview, run_url: Callable[[str], str]) -> str:
         state = r.state or "stored"
         duration = (human_duration((r.finished - r.started).total_seconds()) if r.started and r.finished else "")
         if r.stored:
-            ranges = "".join(f"<li data-partition='{s.partition}'>{e(s.topic) if s.topic != (r.conf or {}).get('topic') else ''}"
+            ranges = "".join(f"<li data-partition='{s.partition}'>{e(s.topic) if s.topic != r.topic else ''}"
                              f"<b>[{s.partition}]</b> {e(human_count(s.first))}…{e(human_count(s.last))} "
                              f"<span class='muted'>({e(human_count(s.messages))})</span></li>" for s in r.stored)
         elif r.planned:
@@ -300,7 +300,7 @@ def render_replays(o: opsdata.Overview, run_url: Callable[[str], str]) -> str:
         rows.append(f"<tr data-run='{e(r.run_id)}'><td>{link}</td><td><span class='pill state-{e(state)}'>{e(state)}</span></td>"
                     f"<td>{time_tag(r.started)}</td><td>{time_tag(r.finished)}"
                     f"{f' <span class=muted>({e(duration)})</span>' if duration else ''}</td>"
-                    f"<td>{e((r.conf or {}).get('topic', ''))}<br><span class='small'>{_window_of(r)}</span></td>"
+                    f"<td>{e(r.topic or '')}<br><span class='small'>{_window_of(r)}</span></td>"
                     f"<td><ul class='ranges'>{''.join(ranges)}</ul></td>{cells}</tr>")
     head = "".join(f"<th class='num'>{e(label)}</th>" for _, label in COUNT_COLUMNS)
     return ("<table class='grid' id='replays'><thead><tr><th>run</th><th>state</th><th>started</th><th>finished</th>"

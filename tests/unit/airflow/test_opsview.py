@@ -108,6 +108,8 @@ def test_a_replay_outside_airflow_and_a_planned_one_without_rows_still_read_righ
     dry = Replay("manual__dry", "replay:manual__dry", "success", RUN, RUN, {"topic": "scans"}, {"dry_run": True, "planned": 42})
     page = _page(replays=Section([planned, unknown, dry]))
     assert "cli-1 <span class='muted'>(not in Airflow)</span>" in page
+    unknown_row = page.split("data-run='cli-1'")[1].split("</tr>")[0]
+    assert "<td>scans<br>" in unknown_row and "<li data-partition='1'><b>[1]</b> 5…9" in unknown_row  # topic once, not per range
     planned_row = page.split("data-run='manual__x'")[1].split("</tr>")[0]
     assert planned_row.index("[1]") < planned_row.index("[3]") and "planned" in planned_row
     assert "dry run: 42 planned" in page
