@@ -90,9 +90,14 @@ def test_the_maps_endpoints_serve_the_stored_scans_as_h3_cells(lsettings, ch):
         loader.stop()
     client = TestClient(opsview.create_app(lambda: settings))
     newest = client.get("/api/coverage/newest").json()
-    lat, lon, cell, n = ch.query(f"SELECT lat, lon, h3ToString(h3_r8), count() OVER (PARTITION BY h3_r8) FROM {db}.scans "
-                                 "ORDER BY received_at DESC LIMIT 1").result_rows[0]
-    assert (newest["lat"], newest["lon"]) == (lat, lon)
+    latest = ch.query(f"SELECT lat, lon, received_at FROM {db}.scans WHERE received_at = (SELECT max(received_at) FROM {db}.scans)"
+                      ).result_rows  # produce() stamps a batch with one received_at: any of them is the newest
+    assert (newest["lat"], newest["lon"]) in {(a, o) for a, o, _ in latest}
+    assert newest["received_at"] == opsview.iso(latest[0][2])
+    lat, lon = newest["lat"], newest["lon"]
+    cell, n = ch.query(f"SELECT h3ToString(geoToH3({{lat:Float64}}, {{lon:Float64}}, 8)) AS c, "
+                       f"(SELECT count() FROM {db}.scans WHERE h3ToString(h3_r8) = c)",
+                       parameters={"lat": lat, "lon": lon}).result_rows[0]
     since = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     response = client.get(f"/api/coverage?bbox={lon - 0.01},{lat - 0.01},{lon + 0.01},{lat + 0.01}&since={since}")
     assert response.status_code == 200 and response.headers["content-type"].startswith("application/geo+json")
