@@ -15,7 +15,7 @@ from quacknet.apikeys import KeyStore
 
 def init_app(app: Flask, keys: KeyStore, limiter_path: Path) -> None:
     app.extensions["quacknet.keys"] = keys
-    app.extensions["quacknet.limiter"] = SharedWindowLimiter(limiter_path, keys.names())
+    app.extensions["quacknet.limiter"] = SharedWindowLimiter(limiter_path)
 
 
 def require(scope: str):

@@ -73,6 +73,10 @@ def get_coverage():
 
 
 def _unavailable(exc: Exception) -> Unavailable:
-    """For a phone or an analyst, a warehouse that refuses or lags behind is not there yet: 503."""
+    """For a phone or an analyst, a warehouse that refuses or lags behind is not there yet: 503.
+    The details (hosts, the server's words) go to the log, not to the caller; a schema that is
+    behind says so, since an operator reading the answer can act on it."""
     log.error("api.coverage_unavailable", kind=type(exc).__name__, error=str(exc))
-    return Unavailable(f"coverage is unavailable: {exc}")
+    if isinstance(exc, warehouse.SchemaBehind):
+        return Unavailable(f"coverage is unavailable: {exc}")
+    return Unavailable("coverage is unavailable: the warehouse did not answer; try again shortly")

@@ -65,11 +65,24 @@ def _unicode_problems(value, path: str) -> list[ErrorDetail]:
     return sorted(problems, key=lambda d: d.path)
 
 
+def _invalid_utf8_paths(raw: bytes) -> list[ErrorDetail]:
+    """Where the bytes that are not UTF-8 sit: decoded with each such byte kept as a lone surrogate,
+    the body parses, and the strings holding one are named by their path."""
+    try:
+        body = json.loads(raw.decode("utf-8", "surrogateescape"))
+    except (ValueError, RecursionError):
+        return []  # not JSON either: the message says where the first bad byte is
+    return [ErrorDetail(path=d.path, type="string_utf8", message="not valid UTF-8") for d in _unicode_problems(body, "$")]
+
+
 def _validate_items(raw: bytes, now: dt.datetime, max_batch: int):
     """The slow path: find out which items are bad, and why, so the good ones can still be accepted."""
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        return error_response(400, "malformed_json", f"request body is not UTF-8: {exc.reason} at byte {exc.start}",
+                              _invalid_utf8_paths(raw))
+    except ValueError as exc:
         return error_response(400, "malformed_json", f"request body is not valid JSON: {exc}")
     except RecursionError:
         return error_response(400, "malformed_json", "request body nests too deeply")
@@ -123,8 +136,10 @@ def submit():
     delivery: Delivery = current_app.extensions["quacknet.delivery"]
     if not delivery.room(len(accepted)):
         raise QueueFull("the Kafka producer queue is saturated; retry shortly")
-    # Everything that can fail is done before anything is produced: a request that fails produced
-    # nothing, and one that produced something answers 202 with the outcome of every item.
+    # Everything that can fail is done before anything is produced: a request refused for its
+    # content produced nothing, and one that produced something answers 202 with the outcome of
+    # every item (or, with wait=true, 503 if Kafka did not acknowledge in time: then they are in
+    # the spool and will be delivered, which the answer says).
     outcome = Outcome(accepted=[s.scan_id for s in accepted], rejected=rejected)
     answer = outcome.model_dump_json(exclude_none=True)
     messages = list(zip(map(kafka_key, accepted), encode_received(accepted, now), strict=True))

@@ -2,9 +2,12 @@
 
 gunicorn's threaded worker reads a request's headers and body from a blocking socket with no
 deadline: a client that sends half a request (partial headers, a Content-Length larger than what
-it sends, an unterminated chunked body) holds a worker thread for as long as it likes. Here the
-accepted socket's blocking mode carries a timeout, so such a read fails after ``READ_TIMEOUT_S``
-and the connection is closed (or, for a body the app is reading, answered 408).
+it sends, an unterminated chunked body) holds a worker thread for as long as it likes, and so does
+one that trickles a byte every few seconds. Here every read of a request has two bounds: a read
+that waits longer than ``QUACKNET_API_READ_TIMEOUT_S`` (10 s) fails, and the whole request (headers
+and body) must have arrived within ``QUACKNET_API_REQUEST_DEADLINE_S`` (60 s: a 4 MiB batch at
+70 KB/s) of the first read. The connection is then closed (or, for a body the app is reading,
+answered 408). Writing the answer has its own timeout, whatever time the request took.
 """
 
 from __future__ import annotations
@@ -12,25 +15,68 @@ from __future__ import annotations
 import errno
 import json
 import socket
+import time
 
 from gunicorn import util
 from gunicorn.workers import gthread
 
-READ_TIMEOUT_S = 10.0
+from quacknet.settings import Settings
+
+READ_TIMEOUT_S = 10.0  # the defaults; a worker takes them from its settings at start
 
 
 class TimedSocket(socket.socket):
-    """Blocking, but a read or write that stalls for ``READ_TIMEOUT_S`` raises ``TimeoutError``."""
+    """Blocking, but each read waits at most ``read_timeout_s`` and all reads of one request end
+    by ``request_deadline_s`` after it began (``TimeoutError``); a write waits ``read_timeout_s``."""
+
+    read_timeout_s = READ_TIMEOUT_S
+    request_deadline_s = 60.0
+    _deadline = 0.0
 
     def setblocking(self, flag: bool) -> None:
-        if flag:
-            self.settimeout(READ_TIMEOUT_S)
+        if flag:  # gunicorn switches to blocking mode as it starts on each request
+            self._deadline = time.monotonic() + self.request_deadline_s
+            self.settimeout(self.read_timeout_s)
         else:
             super().setblocking(False)
+
+    def recv(self, *args, **kwargs):
+        self._bound()
+        return super().recv(*args, **kwargs)
+
+    def recv_into(self, *args, **kwargs):
+        self._bound()
+        return super().recv_into(*args, **kwargs)
+
+    def send(self, *args, **kwargs):
+        self._unbound()
+        return super().send(*args, **kwargs)
+
+    def sendall(self, *args, **kwargs):
+        self._unbound()
+        return super().sendall(*args, **kwargs)
+
+    def _bound(self) -> None:
+        if self.gettimeout() == 0.0:  # non-blocking: the poller's, not a request's
+            return
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request did not arrive within its deadline")
+        self.settimeout(min(self.read_timeout_s, left))
+
+    def _unbound(self) -> None:
+        if self.gettimeout() != 0.0:
+            self.settimeout(self.read_timeout_s)
 
 
 class ThreadWorker(gthread.ThreadWorker):
     """``--worker-class api.workers.ThreadWorker``: gthread with timed connections."""
+
+    def init_process(self):
+        settings = Settings()
+        TimedSocket.read_timeout_s = settings.api_read_timeout_s
+        TimedSocket.request_deadline_s = settings.api_request_deadline_s
+        super().init_process()
 
     def accept(self, listener):
         try:

@@ -44,8 +44,10 @@ def _locked(path: Path) -> Iterator[None]:
 def _write_locked(path: Path, values: dict[str, str]) -> None:
     merged = {**read_file(path), **values}
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(HEADER + "".join(f"{k}={v}\n" for k, v in merged.items()))
-    os.chmod(tmp, 0o600)
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others, not even briefly
+    with os.fdopen(fd, "w") as out:
+        out.write(HEADER + "".join(f"{k}={v}\n" for k, v in merged.items()))
     tmp.replace(path)
 
 

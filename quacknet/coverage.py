@@ -4,8 +4,9 @@ One query for the API (``GET /v1/coverage``), the CLI (``python -m quacknet cove
 operations page's map. Each cell (H3 resolution 8, about 0.74 km²) carries, per technology, its
 scan count and the exact medians of RSRP and download speed; a scan belongs to the box when its
 own position does. Requests are bounded so that one cannot make the warehouse scan the world:
-the box's area (and so the cells it can hold: about 40,000 at most), the window's length and the
-cells returned each have a limit, and going past one is an ``InvalidInput`` that names it.
+the box's area, the window's length and the cells returned each have a limit (4 square degrees
+hold about 40,000 cells at 52° N and 67,000 at the equator; the count is checked on the grouped
+result), and going past one is an ``InvalidInput`` that names it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from quacknet import params as p
 from quacknet.errors import InvalidInput
 from quacknet.scan import Technology
+from quacknet.scan.model import STORED_FROM, STORED_UNTIL
 from quacknet.warehouse.migrations import H3_RESOLUTION
 
 MAX_AREA_DEG2 = 4.0  # a city and its surroundings (Berlin's box is about 0.4 x 0.4 degrees)
@@ -93,6 +95,9 @@ def build_query(bbox: str | None, since: str | None, until: str | None = None, t
     end = p.parse_time(until, "until") if until else (now or dt.datetime.now(dt.UTC))
     if end <= start:
         raise InvalidInput("until must be after since")
+    if start < STORED_FROM or end > STORED_UNTIL:
+        raise InvalidInput(f"since and until must lie within {STORED_FROM.year}..{STORED_UNTIL.year - 1}, "
+                           "what the store keeps")
     if end - start > MAX_WINDOW:
         raise InvalidInput(f"the window is {end - start}; at most {MAX_WINDOW.days} days are served")
     if technology is not None and technology not in {t.value for t in Technology}:
@@ -120,7 +125,7 @@ def cells(client, database: str, query: CoverageQuery, max_cells: int | None = N
     max_cells = max_cells or MAX_CELLS
     box = query.bbox
     result = client.query(CELLS_SQL, parameters={
-        "db": database, "start": query.start, "end": query.end, "technology": query.technology,
+        "db": database, "start": _ms(query.start), "end": _ms(query.end), "technology": query.technology,
         "min_lat": box.min_lat, "max_lat": box.max_lat, "min_lon": box.min_lon, "max_lon": box.max_lon,
         "limit": max_cells + 1})
     found: dict[str, Cell] = {}
@@ -156,6 +161,11 @@ def feature_collection(found: Iterable[Cell], query: CoverageQuery) -> dict:
         "technology": query.technology,
         "features": features,
     }
+
+
+def _ms(value: dt.datetime) -> str:
+    """A bound as text with its milliseconds: the client would send a datetime cut to the second."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def _clockwise(ring: list[list[float]]) -> bool:

@@ -23,6 +23,10 @@ def parse_time(value: Any, name: str) -> dt.datetime:
         raise InvalidInput(f"{name}={value!r} is not an ISO 8601 time (e.g. {EXAMPLE_TIME})") from None
     if parsed.tzinfo is None:
         raise InvalidInput(f"{name}={value!r} has no timezone; give UTC, e.g. {EXAMPLE_TIME}")
+    try:
+        parsed.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 has no UTC
+        raise InvalidInput(f"{name}={value!r} lies outside the times UTC can express") from None
     return parsed
 
 

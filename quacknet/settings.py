@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     api_linger_ms: int = 5
     api_spool_resend_interval_s: float = 1.0
     api_wait_timeout_s: float = 15.0
+    api_read_timeout_s: float = Field(10.0, gt=0, description="A read of a request that waits longer fails.")
+    api_request_deadline_s: float = Field(60.0, gt=0, description="A request's headers and body must arrive within it.")
     spool_max_messages: int = 2_000_000
 
     # Loader (Kafka -> ClickHouse)

@@ -113,14 +113,21 @@ class Gateway:
     def _admit(self, request: Request, query_id: str) -> tuple[RequestParams, bool]:
         """The request's parameters, once it is known not to come from a web page and to carry the login."""
         origin = request.headers.get("Origin")
-        if origin is not None and origin.rstrip("/") != request.host_url.rstrip("/"):
+        if request.headers.get("Sec-Fetch-Site") == "cross-site" or (
+                origin is not None and origin.rstrip("/") != request.host_url.rstrip("/")):
             # A web page's request (a form POST carries the browser's cached login, if any): the gateway
             # serves no pages, so no other origin has business here.
-            raise GatewayError(497, f"Requests from web pages ({origin[:200]}) are refused by the local gateway")
+            raise GatewayError(497, f"Requests from web pages ({(origin or 'another site')[:200]}) are refused by the "
+                                    "local gateway")
         # Only multipart bodies are forms (clickhouse-connect's parameters, external data). Any other
         # body is the query or the INSERT's data, as on clickhouse-server: curl's default
         # application/x-www-form-urlencoded included (`curl --data-binary @- <<< 'SELECT 1'`).
         multipart = request.mimetype == "multipart/form-data"
+        if multipart:  # parsed only when bounded: a form's parts are spooled before anyone is checked
+            if request.content_length is None or request.content_length > self.settings.gateway_max_query_bytes:
+                raise GatewayError(62, "A multipart request needs a Content-Length of at most "
+                                       f"{self.settings.gateway_max_query_bytes} bytes", status=413)
+            request.max_content_length = self.settings.gateway_max_query_bytes
         req = split_params(list(request.args.items(multi=True)) + (self._form(request) if multipart else []))
         req.query_id = query_id
         if req.session_id and not _header_safe(req.session_id):
@@ -149,6 +156,7 @@ class Gateway:
         headers["X-ClickHouse-Format"] = fmt
         headers["X-ClickHouse-Timezone"] = self.engine.timezone
         headers["X-ClickHouse-Server-Display-Name"] = "quacknet-chgateway"
+        headers["X-Content-Type-Options"] = "nosniff"  # a result is never taken for a script or a page
         headers["Keep-Alive"] = "timeout=60"
         if req.session_id:
             headers["X-ClickHouse-Session-Id"] = req.session_id
@@ -161,6 +169,7 @@ class Gateway:
         response = Response(error_body(err.code, err.message, self.engine.version), status=err.status,
                             content_type="text/plain; charset=UTF-8")
         response.headers["X-ClickHouse-Exception-Code"] = str(err.code)
+        response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-ClickHouse-Query-Id"] = query_id
         return response
 

@@ -35,6 +35,14 @@ DENIED_CALLS = {
     "python": (497, "python() reads the gateway process's memory"),
 }
 
+# Statements the local gateway never runs, whatever the grants: they reach backups (S3, URLs,
+# disks) or the server itself, and no analyst or service of the stack needs them.
+DENIED_KINDS = {
+    "BACKUP": (497, "BACKUP writes outside the gateway's data directory"),
+    "RESTORE": (497, "RESTORE reads backups from outside the gateway's data directory"),
+    "SYSTEM": (497, "SYSTEM statements act on the server itself"),
+}
+
 INSPECT = "SELECT f, tokenizeQuery(f) FROM (SELECT formatQuerySingleLine({q:String}) AS f) FORMAT JSONCompactEachRow"
 CACHE_ENTRIES = 1024
 CACHE_MAX_TEXT = 16 * 1024
@@ -87,6 +95,9 @@ def judge(text: str, tokens: list[dict]) -> Statement:
     """The verdict on one statement's canonical text and its tokens."""
     words = _words(text, tokens)
     kind = next((v.upper() for t, v in words if t == "BareWord"), "")
+    if kind in DENIED_KINDS:
+        code, why = DENIED_KINDS[kind]
+        return Statement(kind, text, GatewayError(code, f"{why}; the local gateway refuses it"))
     for i, (kind_i, value) in enumerate(words):
         after = words[i + 1] if i + 1 < len(words) else ("", "")
         upper = value.upper()
@@ -146,11 +157,11 @@ class Policy:
                     self._cache[sql] = verdict
                     while len(self._cache) > CACHE_ENTRIES:
                         self._cache.popitem(last=False)
-        if verdict.refusal is not None:
-            raise verdict.refusal
         if readonly and verdict.kind not in READ_KINDS:
             raise GatewayError(164, "Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly. "
                                     "You should use method POST for modifying queries")
+        if verdict.refusal is not None:
+            raise verdict.refusal
         return verdict
 
     @staticmethod

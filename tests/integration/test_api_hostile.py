@@ -19,11 +19,14 @@ from tests.support.http import chunked, post_raw, raw_request
 from tests.support.kafka import read_topic
 
 
-def test_invalid_utf8_in_a_string_or_a_key_is_a_400(served):
+def test_invalid_utf8_in_a_string_or_a_key_is_a_400_naming_its_path(served):
     settings, keys, _ = served
-    for body in (b'{"device_id":"a\xff"}', b'{"dev\xffice_id":"a"}', json.dumps(scan_payload()).encode()[:-1] + b',"x\xfe":1}'):
+    cases = {b'{"device_id":"a\xff"}': "$.device_id", b'{"dev\xffice_id":"a"}': "$",
+             json.dumps([scan_payload(), scan_payload()]).encode()[:-2] + b',"x\xfe":1}]': "$[1]"}
+    for body, path in cases.items():
         status, answer, _ = raw_request(settings, post_raw(settings, keys["writer"], body))
         assert status == 400 and answer["error"] == "malformed_json", (body, answer)
+        assert {"path": path, "type": "string_utf8", "message": "not valid UTF-8"} in answer["details"], answer
 
 
 def test_a_lone_surrogate_is_named_by_its_path_and_the_valid_items_are_accepted(served):
@@ -75,6 +78,32 @@ def test_an_incomplete_request_is_cut_off_promptly(served, request_bytes):
     status, answer, elapsed = raw_request(settings, request_bytes, timeout=READ_TIMEOUT_S * 6)
     assert elapsed < READ_TIMEOUT_S + 5, elapsed
     assert status is None or (status in (400, 408) and answer is not None), (status, answer)
+
+
+def test_a_client_trickling_a_request_is_cut_off_at_the_deadline(served):
+    """Each byte arrives within the read timeout, so only the request's deadline (8 s here) stops it."""
+    import select
+    import socket
+
+    settings, keys, _ = served
+    request = post_raw(settings, keys["writer"], json.dumps(scan_payload("trickle")).encode())
+    started, answer = time.monotonic(), None
+    with socket.create_connection(("127.0.0.1", settings.api_port), timeout=30) as sock:
+        sent = 0
+        try:
+            while sent < len(request) and time.monotonic() - started < 40:
+                sock.sendall(request[sent:sent + 1])
+                sent += 1
+                readable, _, _ = select.select([sock], [], [], 2.0)  # the server answered or closed
+                if readable:
+                    answer = sock.recv(65536)
+                    break
+        except (BrokenPipeError, ConnectionResetError):
+            answer = b""
+    elapsed = time.monotonic() - started
+    assert elapsed < settings.api_request_deadline_s + 6, elapsed  # not the 40 s the trickle would take
+    assert sent < len(request) and answer is not None
+    assert answer == b"" or answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 408")), answer[:100]
 
 
 def test_made_up_methods_do_not_add_metric_series(served):

@@ -141,3 +141,34 @@ def test_the_cli_prints_the_same_cells(coverage_app):
     refused = subprocess.run([sys.executable, "-m", "quacknet", "coverage", "--bbox", "1,2,3", "--since", since],
                              env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "bbox must be four finite numbers" in refused.stderr
+
+
+def test_scans_posted_through_the_api_come_back_in_coverage_with_exact_figures(lsettings, ch):
+    """End to end: POST /v1/scans, the loader, GET /v1/coverage, figures computed here from the posts."""
+    from tests.support.loader import LoaderThread, count
+    from tests.support.waiting import wait_for
+
+    both = new_key()
+    keys = KeyStore([ApiKey("both", digest(both), frozenset({SCOPE_READ_COVERAGE, SCOPE_WRITE_SCANS}), 1000)])
+    app = create_app(lsettings, keys=keys)
+    client = app.test_client()
+    rng = random.Random(11)
+    posted = [scan_payload("e2e", now=NOW, rng=rng, lat=52.5219, lon=13.4132, technology="LTE",
+                           rsrp=float(rng.randint(-120, -70)), download_kbps=float(rng.randint(1_000, 90_000)))
+              for _ in range(9)]
+    try:
+        resp = client.post("/v1/scans?wait=true", json=posted, headers={"X-API-Key": both})
+        assert resp.status_code == 202, resp.json
+        loader = LoaderThread(lsettings)
+        try:
+            wait_for(lambda: count(ch, lsettings) == 9, 60, "the posted scans in the store")
+        finally:
+            loader.stop()
+        since = (NOW - dt.timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+        doc = _get(client, key=both, bbox=BERLIN, since=since).get_json(force=True)
+    finally:
+        app.extensions["quacknet.close"]()
+    [feature] = doc["features"]
+    lte = feature["properties"]["technologies"]["LTE"]
+    assert lte == {"scans": 9, "median_rsrp_dbm": sorted(p["rsrp"] for p in posted)[4],
+                   "median_download_kbps": sorted(p["download_kbps"] for p in posted)[4]}

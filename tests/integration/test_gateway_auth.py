@@ -175,3 +175,25 @@ def test_a_web_pages_request_is_refused_even_with_the_browsers_cached_login(gw, 
     assert value(gw, f"SELECT count() FROM {database}.t") == "2"
     own = f"http://{gw.clickhouse_host}:{gw.clickhouse_port}"
     assert sql(gw, "SELECT 1", headers={"Origin": own}).body == b"1\n"
+
+
+def test_a_cross_site_request_without_an_origin_is_refused_and_answers_are_never_sniffed(gw, database):
+    """<script src> or <img> from another site sends no Origin on a GET, but browsers say Sec-Fetch-Site."""
+    reply = request(gw, method="GET", params={"query": "SELECT 1"}, headers={"Sec-Fetch-Site": "cross-site"})
+    assert (reply.status, reply.code) == (403, 497), reply.text
+    ok = sql(gw, "SELECT 1", headers={"Sec-Fetch-Site": "same-origin"})
+    assert ok.body == b"1\n" and ok.headers.get("x-content-type-options") == "nosniff"
+
+
+@pytest.mark.parametrize("statement", ["BACKUP TABLE {db}.t TO Disk('default', 'b.zip')",
+                                       "RESTORE TABLE {db}.t FROM Disk('default', 'b.zip')",
+                                       "SYSTEM DROP DNS CACHE", "system flush logs"])
+def test_backup_restore_and_system_statements_are_refused(gw, database, statement):
+    reply = sql(gw, statement.format(db=database))
+    assert (reply.status, reply.code) == (403, 497), reply.text
+
+
+def test_a_multipart_body_is_parsed_only_when_bounded(gw):
+    body = b"--b\r\nContent-Disposition: form-data; name=\"query\"\r\n\r\nSELECT 1\r\n--b--\r\n"
+    chunked = request(gw, body=iter([body]), headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert (chunked.status, chunked.code) == (413, 62), chunked.text

@@ -135,7 +135,7 @@ def served(stack, admin, tmp_path_factory):
     topic = f"t.served.{uuid.uuid4().hex[:8]}"
     admin.create_topics([NewTopic(topic, num_partitions=stack.scans_partitions, replication_factor=1)])[topic].result(30)
     settings = stack.model_copy(update={"home": tmp_path_factory.mktemp("qn"), "lib": stack.lib_dir, "scans_topic": topic,
-                                        "api_port": free_port(), "api_workers": 2})
+                                        "api_port": free_port(), "api_workers": 2, "api_request_deadline_s": 8.0})
     keys = {"writer": add_key(settings.api_keys_path, "writer", {SCOPE_WRITE_SCANS}, 1_000_000),
             "one": add_key(settings.api_keys_path, "one", {SCOPE_WRITE_SCANS}, 1),
             "three": add_key(settings.api_keys_path, "three", {SCOPE_WRITE_SCANS}, 3)}

@@ -36,8 +36,10 @@
 
   function windowParams() {
     if (preset.value === "custom") return { since: since.value.trim(), until: until.value.trim() };
-    var hours = Number(preset.value);
-    return { since: new Date(Date.now() - hours * 3600e3).toISOString().replace(/\.\d{3}Z$/, "Z"), until: "" };
+    var hours = Number(preset.value), now = Date.now();
+    var iso = function (ms) { return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z"); };
+    // both ends from one clock: the window is exactly the preset (the longest is the server's bound)
+    return { since: iso(now - hours * 3600e3), until: iso(now) };
   }
 
   // -- the map ---------------------------------------------------------------------------------------
