@@ -28,12 +28,13 @@ class DevSettings(Settings):
     lib: Path | None = Field(None, description="Where downloaded jars live; default: $HOME/lib (shareable between state dirs).")
 
     # The local Kafka broker
-    kafka_bootstrap_servers: str = Field("", description="Clients' bootstrap list; default: kafka_host:kafka_port.")
+    kafka_bootstrap_servers: str = Field("", description="Clients' bootstrap list; default: every node's kafka_host:port.")
     kafka_host: str = "127.0.0.1"
-    kafka_port: int = 9092
-    kafka_controller_port: int = 9093
+    kafka_port: int = Field(9092, description="Node 1's client listener; node n listens on kafka_port + 2(n-1).")
+    kafka_controller_port: int = Field(9093, description="Node 1's controller listener; node n's is this + 2(n-1).")
+    kafka_nodes: int = Field(1, ge=1, le=9, description="KRaft nodes, each broker and controller: 3 makes a three-voter cluster.")
     kafka_version: str = "4.4.0"
-    kafka_heap: str = "512m"
+    kafka_heap: str = Field("512m", description="Each node's JVM heap (-Xms and -Xmx).")
     kafka_log_segment_bytes: int = 64 * MIB
     java: str = Field("java", description="The java binary that runs the broker and the Kafka tools.")
     maven: str = Field("mvn", description="The Maven binary that resolves the Kafka jars.")
@@ -64,14 +65,28 @@ class DevSettings(Settings):
 
     @model_validator(mode="after")
     def _derive(self) -> "DevSettings":
+        ports = [p for node in range(1, self.kafka_nodes + 1) for p in self.kafka_node_ports(node)]
+        if len(set(ports)) != len(ports):
+            raise ValueError(f"QUACKNET_KAFKA_PORT {self.kafka_port} and QUACKNET_KAFKA_CONTROLLER_PORT "
+                             f"{self.kafka_controller_port} give {self.kafka_nodes} nodes overlapping ports {sorted(ports)}: "
+                             "node n uses both + 2(n-1); make them differ by an odd number")
         if not self.kafka_bootstrap_servers:
-            object.__setattr__(self, "kafka_bootstrap_servers", f"{self.kafka_host}:{self.kafka_port}")
+            object.__setattr__(self, "kafka_bootstrap_servers", self.kafka_node_bootstrap())
         if "clickhouse_password" not in self.model_fields_set:
             user, password = credentials.clickhouse_login(self.credentials_file)
             if "clickhouse_user" not in self.model_fields_set:
                 object.__setattr__(self, "clickhouse_user", user)
             object.__setattr__(self, "clickhouse_password", SecretStr(password))
         return self
+
+    def kafka_node_ports(self, node: int) -> tuple[int, int]:
+        """Node ``node``'s (client, controller) ports: node 1 on kafka_port / kafka_controller_port, each next
+        node two further (9092/9093, 9094/9095, 9096/9097), so a stack on other ports gets its own."""
+        return self.kafka_port + 2 * (node - 1), self.kafka_controller_port + 2 * (node - 1)
+
+    def kafka_node_bootstrap(self) -> str:
+        """Every node's client listener: the bootstrap list the stack's clients use."""
+        return ",".join(f"{self.kafka_host}:{self.kafka_node_ports(n)[0]}" for n in range(1, self.kafka_nodes + 1))
 
     @property
     def run_dir(self) -> Path:

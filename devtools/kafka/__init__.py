@@ -1,17 +1,21 @@
 """The real Apache Kafka broker for the local stack: jars from Maven Central, KRaft mode.
 
-One combined broker+controller on loopback. Topics are never auto-created (a typo
-must not make a topic), and retention is bounded in time *and* bytes so a
-developer's disk cannot fill.
+One node by default, or a cluster of ``QUACKNET_KAFKA_NODES`` (three: a three-voter quorum), each
+node a combined broker+controller on loopback with a bounded heap. Topics are never auto-created
+(a typo must not make a topic), and retention is bounded in time *and* bytes so a developer's disk
+cannot fill.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import shutil
+import socket
 import subprocess
+import time
 import uuid
 from importlib import resources
 from pathlib import Path
@@ -83,19 +87,37 @@ def install_jars(settings: DevSettings) -> Path:
     return target
 
 
-def server_properties(settings: DevSettings) -> str:
-    data = settings.data_dir("kafka")
-    host, port, cport = settings.kafka_host, settings.kafka_port, settings.kafka_controller_port
+def node_name(node: int) -> str:
+    """Node 1 is service ``kafka`` (as on a one-node stack), node n ``kafka-n``: pid file, log and data dir."""
+    return "kafka" if node == 1 else f"kafka-{node}"
+
+
+def node_dir(settings: DevSettings, node: int) -> Path:
+    return settings.data_dir(node_name(node))
+
+
+def replication_factor(nodes: int) -> int:
+    """Internal topics (and the declared ones, quacknet.topics): three copies once there are three brokers."""
+    return min(3, nodes)
+
+
+def server_properties(settings: DevSettings, node: int = 1) -> str:
+    host = settings.kafka_host
+    port, cport = settings.kafka_node_ports(node)
+    voters = ",".join(f"{n}@{host}:{settings.kafka_node_ports(n)[1]}" for n in range(1, settings.kafka_nodes + 1))
+    rf = replication_factor(settings.kafka_nodes)
+    min_isr = 2 if rf >= 3 else 1
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{host}:{cport}",
+        "node.id": str(node),
+        # A static quorum: every node is a voter, fixed when the cluster is formatted (see prepare).
+        "controller.quorum.voters": voters,
         "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
         "advertised.listeners": f"PLAINTEXT://{host}:{port}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        "log.dirs": str(data / "logs"),
+        "log.dirs": str(node_dir(settings, node) / "logs"),
         # Topics are created on purpose (the kafka_topics DAG), never by a producer's typo.
         "auto.create.topics.enable": "false",
         # Bounded in time and in bytes (per partition): a broker's disk cannot fill.
@@ -104,12 +126,15 @@ def server_properties(settings: DevSettings) -> str:
         "log.segment.bytes": str(settings.kafka_log_segment_bytes),
         "log.retention.check.interval.ms": "60000",
         "num.partitions": str(settings.scans_partitions),
-        # A single node: internal topics cannot be replicated.
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        # Internal topics as replicated as the cluster allows (one node: they cannot be). The brokers'
+        # min.insync.replicas stays 1: QuackNet's own topics set 2 themselves at three copies
+        # (quacknet.topics), and a one-copy test topic on a cluster must stay writable.
+        "default.replication.factor": str(rf),
+        "offsets.topic.replication.factor": str(rf),
+        "transaction.state.log.replication.factor": str(rf),
+        "transaction.state.log.min.isr": str(min_isr),
+        "share.coordinator.state.topic.replication.factor": str(rf),
+        "share.coordinator.state.topic.min.isr": str(min_isr),
         "group.initial.rebalance.delay.ms": "0",
     }
     return "".join(f"{k}={v}\n" for k, v in props.items())
@@ -123,10 +148,10 @@ def _java_base(settings: DevSettings, heap: list[str]) -> list[str]:
     ]
 
 
-def _write_properties(settings: DevSettings) -> Path:
-    path = settings.data_dir("kafka") / "server.properties"
+def _write_properties(settings: DevSettings, node: int) -> Path:
+    path = node_dir(settings, node) / "server.properties"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(server_properties(settings))
+    path.write_text(server_properties(settings, node))
     return path
 
 
@@ -138,22 +163,103 @@ def new_cluster_id() -> str:
             return cid
 
 
-def prepare(settings: DevSettings) -> None:
-    """Install the jars, write server.properties, and format KRaft storage on first start."""
+# -- the cluster's layout, fixed when it is formatted ------------------------------------------------
+
+LAYOUT = "cluster.json"
+
+
+def _layout_path(settings: DevSettings) -> Path:
+    return node_dir(settings, 1) / LAYOUT
+
+
+def _meta(settings: DevSettings, node: int) -> dict[str, str]:
+    path = node_dir(settings, node) / "logs" / "meta.properties"
+    if not path.exists():
+        return {}
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+
+
+def layout(settings: DevSettings) -> dict | None:
+    """What this state dir's cluster was formatted as: nodes and cluster id (None: never formatted).
+    A node-1 log dir without the layout file is a one-node broker of an earlier QuackNet."""
+    path = _layout_path(settings)
+    if path.exists():
+        return json.loads(path.read_text())
+    meta = _meta(settings, 1)
+    if meta:
+        return {"nodes": 1, "cluster_id": meta.get("cluster.id"), "legacy": True}
+    return None
+
+
+def check_layout(settings: DevSettings) -> dict | None:
+    """The layout, if it fits the settings; a ServiceError saying what to do if it does not."""
+    found = layout(settings)
+    if found is not None and found["nodes"] != settings.kafka_nodes:
+        n, want = found["nodes"], settings.kafka_nodes
+        raise ServiceError(
+            f"{settings.home} holds a {n}-node Kafka cluster, but QUACKNET_KAFKA_NODES={want} asks for {want}: a KRaft "
+            f"cluster's voters are fixed when it is formatted. Run with QUACKNET_KAFKA_NODES={n}, or point QUACKNET_HOME "
+            f"at another state dir for the {want}-node stack, or delete this one's state with `make clean` (all local "
+            "data: Kafka, ClickHouse, Airflow)")
+    return found
+
+
+def _bindable(host: str, port: int) -> bool:
+    """Whether a listener could bind the port now, with the address reuse a JVM's server socket has."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_bindable(settings: DevSettings, node: int, timeout_s: float = 75) -> None:
+    """A client that keeps dialling a stopped node's port can be given that very port as its own local
+    one when it lies in the kernel's ephemeral range (a TCP self-connect); the socket then holds the
+    port, in TIME_WAIT for a minute after. Wait it out rather than let the broker die on bind."""
+    ports = settings.kafka_node_ports(node)
+    deadline = time.monotonic() + timeout_s
+    while not all(_bindable(settings.kafka_host, p) for p in ports):
+        if time.monotonic() > deadline:
+            raise ServiceError(f"{node_name(node)}: port {'/'.join(map(str, ports))} stays taken by a socket this stack "
+                               "did not listen on (a client's self-connect to a port in the ephemeral range, "
+                               f"{'-'.join(_ephemeral_range())}? Use Kafka ports outside it)")
+        time.sleep(0.2)
+
+
+def _ephemeral_range() -> tuple[str, str]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return low, high
+    except (OSError, ValueError):
+        return "32768", "60999"
+
+
+def prepare(settings: DevSettings, node: int = 1) -> None:
+    """Install the jars, write the node's server.properties, and format its KRaft storage on first start
+    (every node of a cluster with the same cluster id, kept in node 1's data dir)."""
     install_jars(settings)
-    props = _write_properties(settings)
-    if (settings.data_dir("kafka") / "logs" / "meta.properties").exists():
+    found = check_layout(settings)
+    _wait_bindable(settings, node)
+    props = _write_properties(settings, node)
+    if _meta(settings, node):
         return
-    cmd = [*_java_base(settings, TOOL_HEAP), TOOLS["kafka-storage"], "format", "-t", new_cluster_id(), "-c", str(props)]
+    if found is None:
+        found = {"nodes": settings.kafka_nodes, "cluster_id": new_cluster_id()}
+        _layout_path(settings).parent.mkdir(parents=True, exist_ok=True)
+        _layout_path(settings).write_text(json.dumps(found))
+    cmd = [*_java_base(settings, TOOL_HEAP), TOOLS["kafka-storage"], "format", "-t", found["cluster_id"], "-c", str(props)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise ServiceError(f"kafka-storage format failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    log.info("kafka.formatted", log_dirs=str(settings.data_dir("kafka") / "logs"))
+    log.info("kafka.formatted", node=node, log_dirs=str(node_dir(settings, node) / "logs"))
 
 
-def command(settings: DevSettings) -> list[str]:
+def command(settings: DevSettings, node: int = 1) -> list[str]:
     heap = [f"-Xms{settings.kafka_heap}", f"-Xmx{settings.kafka_heap}"]
-    return [*_java_base(settings, heap), "-XX:+UseG1GC", "kafka.Kafka", str(_write_properties(settings))]
+    return [*_java_base(settings, heap), "-XX:+UseG1GC", "kafka.Kafka", str(_write_properties(settings, node))]
 
 
 def tool_command(settings: DevSettings, tool: str, args: list[str]) -> list[str]:
@@ -177,8 +283,10 @@ _quiet = logging.getLogger("quacknet.kafka.health")
 _quiet.setLevel(logging.CRITICAL)
 
 
-def healthy(settings: DevSettings) -> bool:
-    """The broker answers a metadata request."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "logger": _quiet, "socket.timeout.ms": 2000})
+def healthy(settings: DevSettings, node: int = 1) -> bool:
+    """The node answers a metadata request on its own listener, and counts itself among the brokers
+    (a KRaft broker serves clients once the quorum has unfenced it)."""
+    address = f"{settings.kafka_host}:{settings.kafka_node_ports(node)[0]}"
+    admin = AdminClient({"bootstrap.servers": address, "logger": _quiet, "socket.timeout.ms": 2000})
     metadata = admin.list_topics(timeout=2)
-    return bool(metadata.brokers)
+    return node in metadata.brokers

@@ -3,6 +3,7 @@ before anything imports airflow."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -26,3 +27,15 @@ def load_dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+
+
+def connection_env(settings) -> dict[str, str]:
+    """AIRFLOW_CONN_KAFKA_DEFAULT and AIRFLOW_CONN_CLICKHOUSE_DEFAULT for a stack's settings (as the
+    local stack's Airflow gets them)."""
+    return {
+        "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": settings.kafka_bootstrap_servers}}),
+        "AIRFLOW_CONN_CLICKHOUSE_DEFAULT": json.dumps({
+            "conn_type": "clickhouse", "host": settings.clickhouse_host, "port": settings.clickhouse_port,
+            "login": settings.clickhouse_user, "password": settings.clickhouse_password.get_secret_value(),
+            "schema": settings.clickhouse_database}),
+    }

@@ -7,7 +7,6 @@ other or with a developer's running stack.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,7 +15,8 @@ import uuid
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from devtools.services import API, CLICKHOUSE, KAFKA
+from devtools.cli import stop_services
+from devtools.services import API, CLICKHOUSE, kafka_nodes
 from devtools.settings import DevSettings
 from devtools.supervisor import Supervisor, free_port
 from quacknet import warehouse
@@ -34,20 +34,20 @@ def settings() -> DevSettings:
 
 @pytest.fixture(scope="session")
 def stack(settings):
-    """Kafka and ClickHouse, healthy. Reuses what already answers (a `make run` stack, or a real
-    clickhouse-server named by QUACKNET_CLICKHOUSE_URL); starts the rest and stops it afterwards."""
+    """Kafka (every node of QUACKNET_KAFKA_NODES) and ClickHouse, healthy. Reuses what already answers
+    (a `make run` stack, or a real clickhouse-server named by QUACKNET_CLICKHOUSE_URL); starts the rest
+    (a cluster's nodes together) and stops it afterwards."""
     sup = Supervisor(settings)
     started = []
-    for svc in (KAFKA, CLICKHOUSE):
-        if _answers(svc, settings):
-            continue
-        sup.start(svc)
-        started.append(svc)
+    for group in (kafka_nodes(settings), [CLICKHOUSE]):
+        missing = [svc for svc in group if not _answers(svc, settings)]
+        if missing:
+            sup.start_group(missing)
+            started += missing
     if CLICKHOUSE not in started:
         _require_login(settings)  # one we started has our login; one we found may not
     yield settings
-    for svc in reversed(started):
-        sup.stop(svc)
+    stop_services(settings, started, echo=lambda line: None)
 
 
 def _require_login(settings) -> None:
@@ -151,11 +151,7 @@ def airflow_db():
 def connections(monkeypatch, stack):
     """AIRFLOW_CONN_* for the test stack; a test may point clickhouse_default at its own database."""
     def point(settings):
-        monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps(
-            {"conn_type": "kafka", "extra": {"bootstrap.servers": settings.kafka_bootstrap_servers}}))
-        monkeypatch.setenv("AIRFLOW_CONN_CLICKHOUSE_DEFAULT", json.dumps({
-            "conn_type": "clickhouse", "host": settings.clickhouse_host, "port": settings.clickhouse_port,
-            "login": settings.clickhouse_user, "password": settings.clickhouse_password.get_secret_value(),
-            "schema": settings.clickhouse_database}))
+        for name, value in airflow_support.connection_env(settings).items():
+            monkeypatch.setenv(name, value)
     point(stack)
     return point

@@ -4,6 +4,7 @@ import pytest
 
 from devtools import kafka
 from devtools.settings import DevSettings
+from devtools.supervisor import ServiceError
 
 
 def _props(text: str) -> dict[str, str]:
@@ -33,3 +34,37 @@ def test_tools_run_on_the_project_classpath(tmp_path):
     assert str(tmp_path / "lib" / "kafka-4.4.0" / "*") in cmd
     with pytest.raises(KeyError, match="unknown Kafka tool"):
         kafka.tool_command(DevSettings(home=tmp_path), "kafka-nope", [])
+
+
+def test_a_three_node_cluster_has_three_voters_and_replicates_its_internal_topics(tmp_path):
+    settings = DevSettings(home=tmp_path, kafka_nodes=3, kafka_port=9092, kafka_controller_port=9093)
+    props = _props(kafka.server_properties(settings, node=2))
+    assert props["node.id"] == "2" and props["process.roles"] == "broker,controller"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095"
+    assert props["log.dirs"] == str(tmp_path / "data" / "kafka-2" / "logs")
+    assert props["offsets.topic.replication.factor"] == props["transaction.state.log.replication.factor"] == "3"
+    assert props["transaction.state.log.min.isr"] == "2"
+    one = _props(kafka.server_properties(DevSettings(home=tmp_path), node=1))
+    assert one["offsets.topic.replication.factor"] == "1" and one["controller.quorum.voters"].count("@") == 1
+
+
+def test_switching_a_state_dir_between_one_and_three_nodes_stops_with_what_to_do(tmp_path):
+    one = DevSettings(home=tmp_path)
+    kafka.node_dir(one, 1).mkdir(parents=True)
+    (kafka.node_dir(one, 1) / kafka.LAYOUT).write_text('{"nodes": 1, "cluster_id": "x"}')
+    assert kafka.check_layout(one)["nodes"] == 1
+    with pytest.raises(ServiceError) as err:
+        kafka.check_layout(DevSettings(home=tmp_path, kafka_nodes=3))
+    assert "holds a 1-node Kafka cluster, but QUACKNET_KAFKA_NODES=3" in str(err.value)
+    assert "QUACKNET_HOME" in str(err.value) and "make clean" in str(err.value)
+
+
+def test_a_one_node_state_dir_of_an_earlier_quacknet_counts_as_one_node(tmp_path):
+    settings = DevSettings(home=tmp_path)
+    logs = kafka.node_dir(settings, 1) / "logs"
+    logs.mkdir(parents=True)
+    (logs / "meta.properties").write_text("node.id=1\ncluster.id=abc\nversion=1\n")
+    assert kafka.layout(settings)["nodes"] == 1
+    with pytest.raises(ServiceError, match="holds a 1-node Kafka cluster"):
+        kafka.check_layout(DevSettings(home=tmp_path, kafka_nodes=3))
