@@ -17,7 +17,7 @@ import secrets
 import sys
 import time
 
-from devtools import kafka
+from devtools import credentials, kafka
 from devtools.services import by_name
 from devtools.settings import PROJECT_ROOT, DevSettings
 from devtools.supervisor import ServiceError, Supervisor
@@ -146,10 +146,12 @@ def cmd_soak(settings: DevSettings, args) -> int:
 
     if not start_services(settings, by_name(settings, None)):
         return 1
-    faults = tuple(f for f in args.faults.split(",") if f) if args.faults is not None else soak.FAULTS
-    unknown = sorted(set(faults) - set(soak.FAULTS))
+    known = soak.faults_for(settings)
+    faults = tuple(f for f in args.faults.split(",") if f) if args.faults is not None else known
+    unknown = sorted(set(faults) - set(known))
     if unknown:
-        print(f"error: unknown fault(s) {', '.join(unknown)}; known: {', '.join(soak.FAULTS)}", file=sys.stderr)
+        print(f"error: unknown fault(s) {', '.join(unknown)} on {settings.kafka_nodes} Kafka node(s); known: "
+              f"{', '.join(known)}", file=sys.stderr)
         return 2
     config = soak.SoakConfig(duration_s=args.duration, rate=args.rate, clients=args.clients, faults=faults,
                              outage_s=args.outage)
@@ -159,20 +161,30 @@ def cmd_soak(settings: DevSettings, args) -> int:
 
 
 def cmd_compose_env(settings: DevSettings, args) -> int:
-    """Write .env for docker compose with generated secrets, once (an existing file is kept)."""
+    """Write .env for docker compose with generated secrets: once, then only the keys it lacks are added
+    (a .env from before the Kafka logins gets them; no value already there is changed)."""
     path = PROJECT_ROOT / ".env"
-    if path.exists():
-        print(f"{path} exists; left as it is")
-        return 0
+    current = credentials.read_file(path)
     values = {
         "QUACKNET_CLICKHOUSE_PASSWORD": secrets.token_urlsafe(24),
         "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
         "AIRFLOW_JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW_ADMIN_USER": "admin",
+        # Kafka: the operators' principal, the brokers' own logins, one per service (see docker-compose.yaml)
+        "KAFKA_ADMIN_USER": credentials.KAFKA_ADMIN_USER,
+        **{key: secrets.token_urlsafe(24) for key in credentials.KAFKA_SECRETS},
     }
+    missing = {k: v for k, v in values.items() if k not in current}
+    if not missing:
+        print(f"{path} exists and has every key; left as it is")
+        return 0
     path.touch(mode=0o600)
-    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-    print(f"wrote {path} (mode 600)")
+    os.chmod(path, 0o600)
+    with open(path, "a") as out:
+        if current and not path.read_text().endswith("\n"):
+            out.write("\n")
+        out.write("".join(f"{k}={v}\n" for k, v in missing.items()))
+    print(f"{'added ' + ', '.join(missing) + ' to' if current else 'wrote'} {path} (mode 600)")
     return 0
 
 

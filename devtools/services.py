@@ -62,7 +62,7 @@ def _api_healthy(s: DevSettings) -> bool:
 
 def _require_topics(s: DevSettings, wanted: list[str]) -> None:
     """The API and the loader need their topics (the broker does not auto-create them); ``make run``
-    has the ``kafka_topics`` DAG create them first."""
+    has the ``kafka_topics`` DAG create them first. Asked as the operators' principal."""
     missing = sorted(set(wanted) - set(topics.describe(kafka_clients.admin(s), wanted)))
     if missing:
         raise ServiceError(f"topic(s) {', '.join(missing)} do not exist: start Airflow too (`make run`) so the "
@@ -94,6 +94,8 @@ def kafka_node(node: int) -> Service:
         describe=describe,
         prepare=functools.partial(kafka.prepare, node=node),
         group="kafka",
+        # once every node of the group is healthy: the services' logins and ACLs (node 1 does it for all)
+        after_start=kafka.secure if node == 1 else None,
     )
 
 
@@ -122,7 +124,7 @@ API = Service(
     ports=lambda s: [s.api_port],
     describe=lambda s: f"ingest API (gunicorn, {s.api_workers} workers) http://{s.api_host}:{s.api_port}/v1/scans",
     prepare=_api_prepare,
-    env=lambda s: {"PROMETHEUS_MULTIPROC_DIR": str(s.data_dir("api") / "prometheus")},
+    env=lambda s: {"PROMETHEUS_MULTIPROC_DIR": str(s.data_dir("api") / "prometheus"), **s.kafka_service_env("api")},
     stop_timeout_s=45.0,
 )
 
@@ -134,6 +136,7 @@ LOADER = Service(
     ports=lambda s: [s.loader_metrics_port],
     describe=lambda s: f"loader {s.scans_topic} -> {s.clickhouse_database}.scans (group {s.loader_group}), "
                        f"metrics http://{s.loader_metrics_host}:{s.loader_metrics_port}/metrics",
+    env=lambda s: s.kafka_service_env("loader"),
     stop_timeout_s=90.0,
 )
 

@@ -33,6 +33,9 @@ from confluent_kafka.admin import (
 from quacknet.settings import Settings
 
 CLUSTER = "kafka-cluster"
+# confluent-kafka calls Kafka's CLUSTER resource type (4) BROKER
+_RESOURCE = {"TOPIC": ResourceType.TOPIC, "GROUP": ResourceType.GROUP, "CLUSTER": ResourceType.BROKER}
+_NAME = {v: k for k, v in _RESOURCE.items()}
 ANY_GROUP = "*"
 OFFSETS_TOPIC = "__consumer_offsets"
 
@@ -45,7 +48,7 @@ class Grant:
     operation: str  # READ, WRITE, DESCRIBE, ... (AclOperation's names)
 
     def binding(self) -> AclBinding:
-        return AclBinding(ResourceType[self.resource], self.name, ResourcePatternType.LITERAL, self.principal, "*",
+        return AclBinding(_RESOURCE[self.resource], self.name, ResourcePatternType.LITERAL, self.principal, "*",
                           AclOperation[self.operation], AclPermissionType.ALLOW)
 
     def __str__(self) -> str:
@@ -78,7 +81,7 @@ def current(admin: AdminClient, principals: list[str], timeout: float = 30) -> s
                                  AclOperation.ANY, AclPermissionType.ANY)
         for b in admin.describe_acls(query).result(timeout=timeout):
             if b.permission_type == AclPermissionType.ALLOW and b.resource_pattern_type == ResourcePatternType.LITERAL:
-                found.add(Grant(b.principal, b.restype.name, b.name, b.operation.name))
+                found.add(Grant(b.principal, _NAME.get(b.restype, b.restype.name), b.name, b.operation.name))
     return found
 
 
@@ -93,7 +96,7 @@ def apply(admin: AdminClient, wanted: list[Grant], timeout: float = 30) -> list[
 
 def revoke(admin: AdminClient, grants_: list[Grant], timeout: float = 30) -> None:
     """Delete exactly these ACLs (a test's grants on its own topics)."""
-    filters = [AclBindingFilter(ResourceType[g.resource], g.name, ResourcePatternType.LITERAL, g.principal, "*",
+    filters = [AclBindingFilter(_RESOURCE[g.resource], g.name, ResourcePatternType.LITERAL, g.principal, "*",
                                 AclOperation[g.operation], AclPermissionType.ALLOW) for g in grants_]
     for future in admin.delete_acls(filters, request_timeout=timeout).values():
         future.result(timeout=timeout)

@@ -161,10 +161,31 @@ def partition_offsets(consumer: Consumer, topic: str, partitions: list[int] | No
     """Per partition of ``topic`` (or of ``partitions``): what the consumer's group has committed,
     and the log's watermarks."""
     parts = resolve_partitions(consumer, topic, partitions, timeout_s)
-    committed = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=timeout_s)
+    committed = committed_offsets(consumer, [TopicPartition(topic, p) for p in parts], timeout_s)
     return [PartitionOffsets(tp.partition, tp.offset if tp.offset >= 0 else None,
                              *consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout_s))
             for tp in committed]
+
+
+# The group coordinator is moving or loading (a fresh cluster, a broker lost): ask again shortly.
+COORDINATOR_MOVING = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                      KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._WAIT_COORD, KafkaError._TIMED_OUT}
+
+
+def committed_offsets(consumer: Consumer, partitions: list[TopicPartition], timeout_s: float = 10) -> list[TopicPartition]:
+    """The consumer's group's committed offsets, asked again while the group's coordinator is moving
+    (Unavailable if it has not answered within ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return consumer.committed(partitions, timeout=max(1.0, deadline - time.monotonic()))
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() not in COORDINATOR_MOVING:
+                raise
+            if time.monotonic() >= deadline:
+                raise Unavailable(f"Kafka's group coordinator did not answer for committed offsets: {error.str()}") from exc
+            time.sleep(0.5)
 
 
 def timestamp_at(consumer: Consumer, topic: str, partition: int, offset: int, timeout_s: float = 10) -> int | None:

@@ -22,6 +22,12 @@ HOUR_MS = 3_600_000
 MIB = 1024 * 1024
 
 
+def require_kafka_login(settings: "Settings") -> None:
+    if settings.kafka_sasl and not (settings.kafka_username and settings.kafka_password.get_secret_value()):
+        raise ValueError(f"QUACKNET_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs "
+                         "QUACKNET_KAFKA_USERNAME and QUACKNET_KAFKA_PASSWORD")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QUACKNET_", extra="ignore", frozen=True)
 
@@ -92,9 +98,11 @@ class Settings(BaseSettings):
         parts = urlsplit(self.clickhouse_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"QUACKNET_CLICKHOUSE_URL must be http(s)://host:port, got {self.clickhouse_url!r}")
-        if self.kafka_sasl and not (self.kafka_username and self.kafka_password.get_secret_value()):
-            raise ValueError(f"QUACKNET_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
-                             "QUACKNET_KAFKA_USERNAME and QUACKNET_KAFKA_PASSWORD")
+        return self
+
+    @model_validator(mode="after")
+    def _check_kafka_login(self) -> "Settings":
+        require_kafka_login(self)
         return self
 
     @property

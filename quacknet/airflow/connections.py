@@ -29,6 +29,10 @@ def settings_from_airflow(kafka_conn_id: str = KAFKA_CONN_ID, clickhouse_conn_id
     extra = kafka_conn.extra_dejson
     if not extra.get("bootstrap.servers"):
         raise InvalidInput(f"connection {kafka_conn_id} has no bootstrap.servers in its extra")
+    protocol = str(extra.get("security.protocol", "PLAINTEXT")).upper()
+    if protocol.startswith("SASL_") and not (extra.get("sasl.username") and extra.get("sasl.password")):
+        raise InvalidInput(f"connection {kafka_conn_id}: security.protocol {protocol} needs sasl.username and "
+                           "sasl.password in its extra")
     ch = get_connection(clickhouse_conn_id)
     scheme = "https" if ch.extra_dejson.get("secure") else "http"
     overrides = {

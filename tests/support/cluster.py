@@ -59,7 +59,7 @@ def committed_total(settings, group: str, topic: str, partitions: int) -> int:
     """The sum of the group's committed offsets over the topic's partitions."""
     consumer = qkafka.consumer(settings, group, logger=_quiet)
     try:
-        got = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        got = qkafka.committed_offsets(consumer, [TopicPartition(topic, p) for p in range(partitions)], 20)
         return sum(max(tp.offset, 0) for tp in got)
     finally:
         consumer.close()

@@ -15,14 +15,17 @@ import uuid
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from devtools.cli import stop_services
+from devtools import kafka as devkafka
+from devtools.cli import ensure_services, stop_services
 from devtools.services import API, CLICKHOUSE, kafka_nodes
 from devtools.settings import DevSettings
 from devtools.supervisor import Supervisor, free_port
+from quacknet import kafka as qkafka
 from quacknet import warehouse
 from quacknet.apikeys import SCOPE_WRITE_SCANS, add_key
 from quacknet.warehouse.migrations import migrate
 from tests.support import airflow as airflow_support
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(scope="session")
@@ -37,13 +40,11 @@ def stack(settings):
     """Kafka (every node of QUACKNET_KAFKA_NODES) and ClickHouse, healthy. Reuses what already answers
     (a `make run` stack, or a real clickhouse-server named by QUACKNET_CLICKHOUSE_URL); starts the rest
     (a cluster's nodes together) and stops it afterwards."""
-    sup = Supervisor(settings)
     started = []
     for group in (kafka_nodes(settings), [CLICKHOUSE]):
         missing = [svc for svc in group if not _answers(svc, settings)]
-        if missing:
-            sup.start_group(missing)
-            started += missing
+        if missing:  # and their after-start steps: the Kafka services' logins and ACLs, ClickHouse's migrations
+            started += ensure_services(settings, missing, echo=lambda line: None)
     if CLICKHOUSE not in started:
         _require_login(settings)  # one we started has our login; one we found may not
     yield settings
@@ -80,7 +81,15 @@ def unique_name(request) -> str:
 
 @pytest.fixture(scope="session")
 def admin(stack) -> AdminClient:
-    return AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
+    return qkafka.admin(stack)  # the operators' login
+
+
+def created(admin: AdminClient, names: list[str], timeout_s: float = 30) -> None:
+    """Wait until every broker answers for the new topics with a leader for each partition: on a
+    cluster, the broker a client asks may learn of a topic a moment after the controller made it."""
+    wait_for(lambda: all(name in (meta := admin.list_topics(timeout=10).topics) and meta[name].error is None
+                         and meta[name].partitions and all(p.leader >= 0 for p in meta[name].partitions.values())
+                         for name in names), timeout_s, f"topics {names} in every broker's metadata")
 
 
 @pytest.fixture
@@ -88,6 +97,7 @@ def topic(admin, stack, unique_name):
     """A fresh topic for one test (the declared partition count), deleted afterwards."""
     name = unique_name.replace("_", ".")
     admin.create_topics([NewTopic(name, num_partitions=stack.scans_partitions, replication_factor=1)])[name].result(timeout=30)
+    created(admin, [name])
     yield name
     admin.delete_topics([name])[name].result(timeout=30)
 
@@ -113,6 +123,7 @@ def lsettings(stack, admin, ch, topic, database, unique_name):
     migrate(ch, database)
     dlq = f"{topic}.dlq"
     admin.create_topics([NewTopic(dlq, 3, 1)])[dlq].result(timeout=30)
+    created(admin, [dlq])
     yield stack.model_copy(update={
         "scans_topic": topic, "dlq_topic": dlq, "clickhouse_database": database, "loader_batch_seconds": 0.3,
         "loader_batch_rows": 5_000, "loader_group": f"loader-{unique_name}", "loader_metrics_port": free_port(),
@@ -126,18 +137,20 @@ def served(stack, admin, tmp_path_factory):
     keys ``writer`` (no practical limit), ``one`` (1 request/s) and ``three`` (3/s)."""
     topic = f"t.served.{uuid.uuid4().hex[:8]}"
     admin.create_topics([NewTopic(topic, num_partitions=stack.scans_partitions, replication_factor=1)])[topic].result(30)
+    created(admin, [topic])
     settings = stack.model_copy(update={"home": tmp_path_factory.mktemp("qn"), "lib": stack.lib_dir, "scans_topic": topic,
                                         "api_port": free_port(), "api_workers": 2})
     keys = {"writer": add_key(settings.api_keys_path, "writer", {SCOPE_WRITE_SCANS}, 1_000_000),
             "one": add_key(settings.api_keys_path, "one", {SCOPE_WRITE_SCANS}, 1),
             "three": add_key(settings.api_keys_path, "three", {SCOPE_WRITE_SCANS}, 3)}
     sup = Supervisor(settings)
-    sup.start(API)
-    try:
-        yield settings, keys, sup
-    finally:
-        sup.stop(API)
-        admin.delete_topics([topic])
+    with devkafka.granted(settings, ("api",)):  # it runs as the API's principal: WRITE on this topic
+        sup.start(API)
+        try:
+            yield settings, keys, sup
+        finally:
+            sup.stop(API)
+            admin.delete_topics([topic])
 
 
 @pytest.fixture(scope="session")

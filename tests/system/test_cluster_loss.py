@@ -4,7 +4,8 @@ keeps answering (202, or 503 with Retry-After), the loader keeps committing, the
 partition is back to three replicas in sync; then the exact audit, nothing lost and nothing extra.
 
 One stack serves the module (its start is the expensive part); the topics on it are made by the
-kafka_topics DAG (dag.test, in this process, through the Kafka connection), as `make run` makes them."""
+kafka_topics DAG (dag.test, in this process, through the Kafka connection with Airflow's principal), as
+`make run` makes them. The API and the loader run as their own principals, as in `make run`."""
 
 from __future__ import annotations
 
@@ -41,8 +42,8 @@ def cluster(tmp_path_factory, airflow_db):
     try:
         ensure_services(settings, services[:4])
         kafka_s = time.monotonic() - started
-        with pytest.MonkeyPatch.context() as mp:
-            for name, value in connection_env(settings).items():
+        with pytest.MonkeyPatch.context() as mp:  # the DAG's task runs as Airflow's own Kafka principal
+            for name, value in connection_env(settings.as_kafka_service("airflow")).items():
                 mp.setenv(name, value)
             run = load_dagbag().get_dag("kafka_topics").test(run_conf={"dry_run": False})
             assert run.state == "success"
