@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+from confluent_kafka.admin import NewTopic
 
 from devtools import credentials, soak
 from devtools import kafka as devkafka
@@ -78,6 +79,38 @@ def test_three_voters_and_the_declared_topics_with_three_replicas_two_in_sync(cl
     findings = audit.check_cluster(settings, qkafka.admin(settings))
     assert [f.message for f in findings if not f.ok] == []
     assert {"brokers", "offline", "under_replicated", "min_isr", "quorum_leader", "quorum_lag"} <= {f.check for f in findings}
+
+
+def _described(settings, topic: str) -> tuple[str, list[str]]:
+    done = devkafka.run_tool(settings, "kafka-topics",
+                             ["--bootstrap-server", settings.kafka_bootstrap_servers, "--describe", "--topic", topic])
+    assert done.returncode == 0, done.stderr
+    head, *rows = [line for line in done.stdout.splitlines() if line.strip()]
+    return head, rows
+
+
+def test_the_kafka_topics_dag_raises_a_topic_with_one_copy_to_three(cluster, monkeypatch):
+    """A topic made before the cluster had three brokers: the DAG reports its replication and reassigns
+    its partitions (as Airflow's principal: ALTER on the cluster), then raises min.insync.replicas."""
+    settings = cluster
+    name = f"t.one.copy.{uuid.uuid4().hex[:8]}"
+    admin = qkafka.admin(settings)
+    admin.create_topics([NewTopic(name, 3, 1)])[name].result(timeout=30)
+    wait_for(lambda: cl.have_topics(settings, [name]), 30, "the topic")
+    mine = settings.model_copy(update={"scans_topic": name, "scans_partitions": 3})
+    try:
+        with devkafka.granted(mine, ("airflow",)):
+            for key, value in connection_env(settings.as_kafka_service("airflow")).items():
+                monkeypatch.setenv(key, value)
+            monkeypatch.setenv("QUACKNET_SCANS_TOPIC", name)
+            monkeypatch.setenv("QUACKNET_SCANS_PARTITIONS", "3")
+            assert load_dagbag().get_dag("kafka_topics").test(run_conf={"dry_run": False}).state == "success"
+        wait_for(lambda: _all_in_sync(settings, [name]), 60, "three replicas in sync")
+        head, rows = _described(settings, name)
+        assert re.search(r"ReplicationFactor:\s+3\b", head) and "min.insync.replicas=2" in head, head
+        assert all(sorted(re.search(r"Isr:\s+([\d,]+)", row).group(1).split(",")) == ["1", "2", "3"] for row in rows), rows
+    finally:
+        admin.delete_topics([name])
 
 
 @dataclass
