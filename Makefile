@@ -39,7 +39,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproj
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-kafka-tool: install  ## run a Kafka CLI tool: make kafka-tool ARGS="kafka-consumer-groups --bootstrap-server 127.0.0.1:9092 --list"
+kafka-tool: install  ## run a Kafka CLI tool as the operators' principal: make kafka-tool ARGS="kafka-consumer-groups --bootstrap-server 127.0.0.1:9092 --list"
 	$(PY) -m devtools kafka-tool $(ARGS)
 
 bench: install  ## benchmark scripts (print figures as ratios against a baseline of the same run)
@@ -54,8 +54,9 @@ browser:  ## Debian's chromium for the Airflow UI test (apt-get, once)
 
 DURATION ?= 600
 RATE ?= 3000
-soak: install  ## load + faults + exact audit on the local stack: make soak DURATION=600 RATE=3000 (exit 1 on any loss)
-	$(PY) -m devtools soak --duration $(DURATION) --rate $(RATE) $(SOAK_ARGS)
+NODES ?= $(QUACKNET_KAFKA_NODES)
+soak: install  ## load + faults + exact audit: make soak DURATION=600 RATE=3000 [NODES=3: adds broker_loss] (exit 1 on any loss)
+	$(if $(NODES),QUACKNET_KAFKA_NODES=$(NODES)) $(PY) -m devtools soak --duration $(DURATION) --rate $(RATE) $(SOAK_ARGS)
 
 compose-plugin: $(COMPOSE_PLUGIN)  ## the docker compose v2 CLI plugin, built from the Go module proxy
 

@@ -23,6 +23,7 @@ Kafka (`make run`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -40,6 +41,7 @@ import psutil
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
 
+from devtools import kafka as devkafka
 from devtools.samples import scan_payload
 from devtools.services import API, KAFKA
 from devtools.settings import PROJECT_ROOT, DevSettings
@@ -208,6 +210,8 @@ def main() -> None:
         key = add_key(settings.api_keys_path, "bench", {SCOPE_WRITE_SCANS}, 10_000_000)
         single_script = single_scan_script(tmp)
         sup = Supervisor(settings)
+        grants = contextlib.ExitStack()  # the API runs as its own principal: WRITE on the bench topic
+        grants.enter_context(devkafka.granted(settings, ("api",)))
         sup.start(API)
         passthrough, passthrough_port = start_passthrough(settings)
         try:
@@ -239,6 +243,7 @@ def main() -> None:
             rss = [w.memory_info().rss / 2**20 for w in workers]
         finally:
             sup.stop(API)
+            grants.close()
             passthrough.terminate()
             passthrough.wait(30)
     admin.delete_topics([TOPIC])

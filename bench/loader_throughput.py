@@ -5,14 +5,17 @@
 3. the loader's end-to-end rate over the same backlog (its own process, from the first consumed
    message to the last row visible in quacknet.scans), with its peak RSS and the CPU it and the
    ClickHouse gateway used,
-4. the same with several loader processes in one consumer group (the way the loader scales).
+4. 1, 2 and 3 loader processes in one consumer group (the way the loader scales: at most one per
+   partition), each count timed over the same backlog; on a three-node cluster
+   (QUACKNET_KAFKA_NODES=3) the backlog's topic is replicated as the declaration replicates the
+   scans topic (three copies, two in sync).
 (2) and (3) run in alternating rounds, each loader run compared with the insert rate measured
 just before it; the median ratio is the figure. Target: (3) >= 70% of min(1, 2); RSS < 400 MB.
 With --freshness, also offers scans through the running API at a fixed rate and reports p50/p99
 of (row's loaded_at - the 202's arrival); target p99 <= 2 s at 1,000 scans/s. Needs the local
 stack (`make run`; the API for --freshness).
 
-    .venv/bin/python -m bench.loader_throughput [--scans 1000000] [--rounds 3] [--freshness 1000]
+    .venv/bin/python -m bench.loader_throughput [--scans 1000000] [--rounds 3] [--loaders 1,2,3] [--freshness 1000]
 """
 
 from __future__ import annotations
@@ -37,18 +40,20 @@ from devtools.samples import NATIVE_COLUMNS, native_row, scan_payload
 from devtools.settings import DevSettings
 from devtools.supervisor import free_port
 from quacknet import kafka as qkafka
-from quacknet import warehouse
+from quacknet import topics, warehouse
 from quacknet.scan import Scan, decode, encode, validate_submission
 from quacknet.warehouse.migrations import migrate
 
 TOPIC = "bench.loader.scans"
+PARTITIONS = 6  # the declaration's default: at most six loaders share it
 
 
 def make_backlog(settings: DevSettings, n: int) -> list[bytes]:
     admin = qkafka.admin(settings)
     admin.delete_topics([TOPIC])
     time.sleep(2)
-    admin.create_topics([NewTopic(TOPIC, 6, 1)])[TOPIC].result(timeout=30)
+    factor, min_isr = topics.replication(len(topics.broker_ids(admin)))  # as the declaration replicates the scans topic
+    admin.create_topics([NewTopic(TOPIC, PARTITIONS, factor, config={"min.insync.replicas": str(min_isr)})])[TOPIC].result(timeout=30)
     rng, now = random.Random(3), dt.datetime.now(dt.UTC)
     template = [encode(Scan.received(validate_submission(scan_payload(f"p{i}", rng=rng, now=now), now), now))
                 for i in range(1000)]
@@ -198,7 +203,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scans", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3, help="(raw insert, loader) pairs")
-    parser.add_argument("--processes", type=int, default=2, help="also run this many loaders in one group (1: skip)")
+    parser.add_argument("--loaders", default="1,2,3", help="loader processes in one group to time, comma-separated ('': skip)")
     parser.add_argument("--freshness", type=int, default=0, help="scans/s to offer through the API (0: skip)")
     parser.add_argument("--freshness-seconds", type=int, default=30)
     args = parser.parse_args()
@@ -217,15 +222,18 @@ def main() -> None:
         rounds.append((insert, *loader_run(settings, args.scans, db_loader)))
         client.command(f"DROP DATABASE IF EXISTS {db_loader} SYNC")
     del rows
-    scaled = None
-    if args.processes > 1:
+    scaled = {}
+    for processes in [int(x) for x in args.loaders.split(",") if x]:
         db_scaled = f"bench_scaled_{uuid.uuid4().hex[:6]}"
-        scaled = loader_run(settings, args.scans, db_scaled, args.processes)
+        scaled[processes] = loader_run(settings, args.scans, db_scaled, processes)
         client.command(f"DROP DATABASE IF EXISTS {db_scaled} SYNC")
+    brokers = len(topics.broker_ids(qkafka.admin(settings)))
     client.command(f"DROP DATABASE IF EXISTS {db_raw} SYNC")
     qkafka.admin(settings).delete_topics([TOPIC])
     ratios = [loader / min(consume, insert) for insert, loader, *_ in rounds]
-    print(f"backlog                     {args.scans:,} scans on {TOPIC} (6 partitions)")
+    factor, min_isr = topics.replication(brokers)
+    print(f"backlog                     {args.scans:,} scans on {TOPIC} ({PARTITIONS} partitions, {factor} replica(s), "
+          f"min.insync.replicas {min_isr}; {brokers} broker(s))")
     print(f"(1) raw consume             {consume:>10,.0f} msgs/s  (best of 2)")
     for i, ((insert, loader, rss, loader_cores, gateway_cores), ratio) in enumerate(zip(rounds, ratios), 1):
         print(f"round {i}: (2) raw insert     {insert:>10,.0f} rows/s  (clickhouse-connect, 50,000-row batches)")
@@ -237,8 +245,11 @@ def main() -> None:
     print(f"loader peak RSS             {max(r[2] for r in rounds):,.0f} MiB  (target < 400 MiB)")
     if scaled:
         base = min(consume, rounds[-1][0])
-        print(f"(4) {args.processes} loaders in one group   {scaled[0]:>10,.0f} scans/s  = {scaled[0] / base:.0%} of min(1, last 2); "
-              f"CPU loaders {scaled[2]:.2f} cores, gateway {scaled[3]:.2f} cores; peak RSS per loader {scaled[1]:,.0f} MiB")
+        one = scaled.get(1, (rounds[-1][1],))[0]
+        for processes, (rate, rss, loader_cores, gateway_cores) in sorted(scaled.items()):
+            print(f"(4) {processes} loader(s) in one group {rate:>10,.0f} scans/s  = {rate / one:.2f}x one loader, "
+                  f"{rate / base:.0%} of min(1, last 2); CPU loaders {loader_cores:.2f} cores, gateway {gateway_cores:.2f} "
+                  f"cores; peak RSS per loader {rss:,.0f} MiB")
     if args.freshness:
         p50, p99, missing = freshness(settings, args.freshness, args.freshness_seconds)
         print(f"freshness @ {args.freshness}/s via API  p50 {p50:.2f} s  p99 {p99:.2f} s  (target p99 <= 2 s), "

@@ -1,5 +1,5 @@
-"""Retention audit, hourly: retention settings, disk use, lag against the retention horizon and
-Kafka-vs-ClickHouse completeness (logic in quacknet/ops/audit.py)."""
+"""Retention audit, hourly: retention settings, disk use, the cluster's health, lag against the
+retention horizon and Kafka-vs-ClickHouse completeness (logic in quacknet/ops/audit.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from quacknet.airflow.connections import defaults
 
 DOC = """
 ### Retention audit
-Hourly. Four checks, each its own task, then `report`:
+Hourly. Five checks, each its own task, then `report`:
 - **retention_settings**: each owned topic's effective `retention.ms`/`retention.bytes` against the
   policy in `quacknet/topics.py`;
 - **disk_use**: each broker log dir's size (DescribeLogDirs) against `QUACKNET_AUDIT_DISK_BUDGET_BYTES`,
   the free share of its volume, and what the owned topics may grow to under their `retention.bytes`;
+- **cluster_health**: every registered broker unfenced; no partition of the owned topics or
+  `__consumer_offsets` offline, under-replicated or with an ISR below its `min.insync.replicas`; the
+  controller quorum has a leader and no voter lags it longer than `QUACKNET_AUDIT_QUORUM_MAX_LAG_S`;
 - **lag_horizon**: how long until each consumer group's oldest unread message is deleted by retention
   (less than `min_hours_left` is a data-loss risk);
 - **completeness**: per partition, offsets the loader committed past that are in Kafka but not in
@@ -30,7 +33,7 @@ settings = defaults()
 
 @dag(
     dag_id="retention_audit",
-    description="Hourly: retention settings, disk use, lag vs retention, Kafka-vs-ClickHouse completeness",
+    description="Hourly: retention settings, disk use, cluster health, lag vs retention, Kafka-vs-ClickHouse completeness",
     schedule="@hourly",
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
@@ -64,6 +67,12 @@ def retention_audit():
         return tasks.audit_disk()
 
     @task
+    def cluster_health() -> list[dict]:
+        from quacknet.airflow import tasks
+
+        return tasks.audit_cluster()
+
+    @task
     def lag_horizon(params=None) -> list[dict]:
         from quacknet.airflow import tasks
 
@@ -81,7 +90,7 @@ def retention_audit():
 
         return tasks.audit_report(results)
 
-    report([retention_settings(), disk_use(), lag_horizon(), completeness()])
+    report([retention_settings(), disk_use(), cluster_health(), lag_horizon(), completeness()])
 
 
 retention_audit()

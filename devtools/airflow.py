@@ -3,7 +3,7 @@
 SQLite metadata and the LocalExecutor under ``.quacknet/data/airflow``; the admin's generated
 password and the JWT secret are kept there (the password also in credentials.env); connections
 ``kafka_default`` and ``clickhouse_default`` come from AIRFLOW_CONN_* built from the settings
-(the latter with the local ClickHouse's generated login). Every listener binds 127.0.0.1: the
+(the former with Airflow's own Kafka principal, the latter with the local ClickHouse's generated login). Every listener binds 127.0.0.1: the
 scheduler and the triggerer skip their own log servers, which would bind every interface, and
 ``devtools.airflow_logs`` serves them on loopback instead.
 """
@@ -24,6 +24,7 @@ from devtools import credentials
 from devtools.airflow_logs import LOOPBACK
 from devtools.settings import PROJECT_ROOT, DevSettings
 from devtools.supervisor import ServiceError, port_open
+from quacknet import kafka as kafka_clients
 from quacknet.logs import get_logger
 from quacknet.retry import Backoff
 
@@ -55,7 +56,11 @@ def env(settings: DevSettings) -> dict[str, str]:
         "AIRFLOW__CORE__HOSTNAME_CALLABLE": "devtools.airflow_logs.loopback_hostname",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(h / "passwords.json"),
-        "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": settings.kafka_bootstrap_servers}}),
+        # The tasks' Kafka principal (its ACLs: quacknet.acls), in the connection's extras and for QuackNet's
+        # settings in these processes alike.
+        "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps({"conn_type": "kafka",
+                                                  "extra": kafka_clients.connection_extra(settings.as_kafka_service("airflow"))}),
+        **settings.kafka_service_env("airflow"),
         "AIRFLOW_CONN_CLICKHOUSE_DEFAULT": json.dumps({
             "conn_type": "clickhouse", "host": settings.clickhouse_host, "port": settings.clickhouse_port,
             "login": settings.clickhouse_user, "password": settings.clickhouse_password.get_secret_value(),

@@ -17,10 +17,10 @@ import secrets
 import sys
 import time
 
-from devtools import kafka
+from devtools import credentials, kafka
 from devtools.services import by_name
 from devtools.settings import PROJECT_ROOT, DevSettings
-from devtools.supervisor import Supervisor
+from devtools.supervisor import ServiceError, Supervisor
 from quacknet.errors import QuackNetError
 from quacknet.logs import configure_logging
 
@@ -40,25 +40,63 @@ def _status_rows(sup: Supervisor, services) -> tuple[list[list[str]], bool]:
     return rows, ok
 
 
-def start_services(settings: DevSettings, services, echo=print) -> bool:
-    """Start each service (unless it runs) and its after-start step; False on the first failure."""
-    sup = Supervisor(settings)
+def _groups(services) -> list[list]:
+    """Consecutive services of one group together (a cluster's nodes), every other service alone."""
+    chunks: list[list] = []
     for svc in services:
+        if chunks and svc.group is not None and chunks[-1][-1].group == svc.group:
+            chunks[-1].append(svc)
+        else:
+            chunks.append([svc])
+    return chunks
+
+
+def ensure_services(settings: DevSettings, services, echo=print) -> list:
+    """Start each service unless it runs (a group's nodes together), then its after-start step;
+    returns the services started here. Raises on the first failure."""
+    sup, started = Supervisor(settings), []
+    for chunk in _groups(services):
         t0 = time.monotonic()
         try:
-            _, started = sup.start(svc)
-            echo(f"{svc.name}: {'started' if started else 'already running'} ({time.monotonic() - t0:.1f}s)")
-            for line in svc.after_start(settings) if svc.after_start else []:
-                echo(f"  {line}")
+            results = sup.start_group(chunk)
+            for svc, (_, started_now) in zip(chunk, results):
+                echo(f"{svc.name}: {'started' if started_now else 'already running'} ({time.monotonic() - t0:.1f}s)")
+                if started_now:
+                    started.append(svc)
+            for svc in chunk:
+                for line in svc.after_start(settings) if svc.after_start else []:
+                    echo(f"  {line}")
         except (QuackNetError, TimeoutError, OSError) as err:
-            print(f"error: {svc.name}: {err}", file=sys.stderr)
-            return False
+            raise ServiceError(f"{', '.join(svc.name for svc in chunk)}: {err}") from err
+    return started
+
+
+def start_services(settings: DevSettings, services, echo=print) -> bool:
+    """Start each service (unless it runs) and its after-start step; False on the first failure."""
+    try:
+        ensure_services(settings, services, echo)
+    except (QuackNetError, TimeoutError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return False
     return True
+
+
+def stop_services(settings: DevSettings, services, echo=print) -> None:
+    """Stop in reverse start order, a group's services (a cluster's nodes) at once."""
+    sup = Supervisor(settings)
+    for chunk in reversed(_groups(services)):
+        stopped = sup.stop_group(list(reversed(chunk)))
+        for svc in reversed(chunk):
+            echo(f"{svc.name}: {'stopped' if stopped[svc.name] else 'not running'}")
 
 
 def cmd_run(settings: DevSettings, args) -> int:
     sup = Supervisor(settings)
-    services = by_name(args.services)
+    try:
+        services = by_name(settings, args.services)
+    except SystemExit as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not start_services(settings, services):
         return 1
     rows, _ = _status_rows(sup, services)
@@ -71,14 +109,12 @@ def cmd_run(settings: DevSettings, args) -> int:
 
 
 def cmd_stop(settings: DevSettings, args) -> int:
-    sup = Supervisor(settings)
-    for svc in reversed(by_name(args.services)):
-        print(f"{svc.name}: {'stopped' if sup.stop(svc) else 'not running'}")
+    stop_services(settings, by_name(settings, args.services, include_running=True))
     return 0
 
 
 def cmd_status(settings: DevSettings, args) -> int:
-    rows, ok = _status_rows(Supervisor(settings), by_name(args.services))
+    rows, ok = _status_rows(Supervisor(settings), by_name(settings, args.services, include_running=True))
     print(_table(rows))
     return 0 if ok else 3
 
@@ -108,12 +144,14 @@ def cmd_soak(settings: DevSettings, args) -> int:
     """Start the stack (or use the running one), run the soak, print the summary; non-zero on any loss."""
     from devtools import soak
 
-    if not start_services(settings, by_name(None)):
+    if not start_services(settings, by_name(settings, None)):
         return 1
-    faults = tuple(f for f in args.faults.split(",") if f) if args.faults is not None else soak.FAULTS
-    unknown = sorted(set(faults) - set(soak.FAULTS))
+    known = soak.faults_for(settings)
+    faults = tuple(f for f in args.faults.split(",") if f) if args.faults is not None else known
+    unknown = sorted(set(faults) - set(known))
     if unknown:
-        print(f"error: unknown fault(s) {', '.join(unknown)}; known: {', '.join(soak.FAULTS)}", file=sys.stderr)
+        print(f"error: unknown fault(s) {', '.join(unknown)} on {settings.kafka_nodes} Kafka node(s); known: "
+              f"{', '.join(known)}", file=sys.stderr)
         return 2
     config = soak.SoakConfig(duration_s=args.duration, rate=args.rate, clients=args.clients, faults=faults,
                              outage_s=args.outage)
@@ -123,20 +161,30 @@ def cmd_soak(settings: DevSettings, args) -> int:
 
 
 def cmd_compose_env(settings: DevSettings, args) -> int:
-    """Write .env for docker compose with generated secrets, once (an existing file is kept)."""
+    """Write .env for docker compose with generated secrets: once, then only the keys it lacks are added
+    (a .env from before the Kafka logins gets them; no value already there is changed)."""
     path = PROJECT_ROOT / ".env"
-    if path.exists():
-        print(f"{path} exists; left as it is")
-        return 0
+    current = credentials.read_file(path)
     values = {
         "QUACKNET_CLICKHOUSE_PASSWORD": secrets.token_urlsafe(24),
         "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
         "AIRFLOW_JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW_ADMIN_USER": "admin",
+        # Kafka: the operators' principal, the brokers' own logins, one per service (see docker-compose.yaml)
+        "KAFKA_ADMIN_USER": credentials.KAFKA_ADMIN_USER,
+        **{key: secrets.token_urlsafe(24) for key in credentials.KAFKA_SECRETS},
     }
+    missing = {k: v for k, v in values.items() if k not in current}
+    if not missing:
+        print(f"{path} exists and has every key; left as it is")
+        return 0
     path.touch(mode=0o600)
-    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-    print(f"wrote {path} (mode 600)")
+    os.chmod(path, 0o600)
+    with open(path, "a") as out:
+        if current and not path.read_text().endswith("\n"):
+            out.write("\n")
+        out.write("".join(f"{k}={v}\n" for k, v in missing.items()))
+    print(f"{'added ' + ', '.join(missing) + ' to' if current else 'wrote'} {path} (mode 600)")
     return 0
 
 

@@ -1,6 +1,10 @@
 """Development credentials of the local stack, in .quacknet/credentials.env (mode 600,
 shell ``KEY=value`` lines, printed by ``make run``).
 
+Kafka's (``kafka_logins``): the operators' principal (``KAFKA_ADMIN_USER`` / ``KAFKA_ADMIN_PASSWORD``,
+a super user: the tests, the benchmarks, ``make kafka-tool``), the brokers' own (inter-broker SCRAM,
+and PLAIN towards the controllers), and one password per service principal (API, loader, Airflow).
+
 The local ClickHouse login (``CLICKHOUSE_USER`` / ``CLICKHOUSE_PASSWORD``) is generated here the
 first time any ``DevSettings`` is built for a state dir, before anything starts, so the gateway,
 the loader, the API, Airflow's connection, the tests and the benchmarks all read the same one.
@@ -62,6 +66,27 @@ def clickhouse_login(path: Path) -> tuple[str, str]:
             current = {"CLICKHOUSE_USER": CLICKHOUSE_USER, "CLICKHOUSE_PASSWORD": secrets.token_urlsafe(24)}
             _write_locked(path, current)
     return current.get("CLICKHOUSE_USER") or CLICKHOUSE_USER, current["CLICKHOUSE_PASSWORD"]
+
+
+KAFKA_ADMIN_USER = "quacknet-admin"
+KAFKA_SECRETS = ("KAFKA_ADMIN_PASSWORD", "KAFKA_BROKER_PASSWORD", "KAFKA_CONTROLLER_PASSWORD", "KAFKA_API_PASSWORD",
+                 "KAFKA_LOADER_PASSWORD", "KAFKA_AIRFLOW_PASSWORD")
+
+
+def kafka_logins(path: Path) -> dict[str, str]:
+    """The local Kafka cluster's logins: read from ``path``, the missing ones generated once and written
+    (under the lock: two processes on a fresh clone must agree)."""
+    current = read_file(path)
+    if all(current.get(k) for k in KAFKA_SECRETS) and current.get("KAFKA_ADMIN_USER"):
+        return current
+    with _locked(path):
+        current = read_file(path)
+        missing = {} if current.get("KAFKA_ADMIN_USER") else {"KAFKA_ADMIN_USER": KAFKA_ADMIN_USER}
+        missing.update({k: secrets.token_urlsafe(24) for k in KAFKA_SECRETS if not current.get(k)})
+        if missing:
+            _write_locked(path, missing)
+            current = read_file(path)
+    return current
 
 
 def read(settings: DevSettings) -> dict[str, str]:

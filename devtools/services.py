@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sys
 import urllib.request
@@ -61,7 +62,7 @@ def _api_healthy(s: DevSettings) -> bool:
 
 def _require_topics(s: DevSettings, wanted: list[str]) -> None:
     """The API and the loader need their topics (the broker does not auto-create them); ``make run``
-    has the ``kafka_topics`` DAG create them first."""
+    has the ``kafka_topics`` DAG create them first. Asked as the operators' principal."""
     missing = sorted(set(wanted) - set(topics.describe(kafka_clients.admin(s), wanted)))
     if missing:
         raise ServiceError(f"topic(s) {', '.join(missing)} do not exist: start Airflow too (`make run`) so the "
@@ -76,14 +77,34 @@ def _migrate(s: DevSettings) -> list[str]:
         client.close()
 
 
-KAFKA = Service(
-    name="kafka",
-    command=kafka.command,
-    healthy=kafka.healthy,
-    ports=lambda s: [s.kafka_port, s.kafka_controller_port],
-    describe=lambda s: f"Apache Kafka {s.kafka_version} (KRaft) bootstrap {s.kafka_bootstrap_servers}",
-    prepare=kafka.prepare,
-)
+@functools.cache
+def kafka_node(node: int) -> Service:
+    """Node ``node`` of the local Kafka cluster: ``kafka`` (node 1), ``kafka-2``, ``kafka-3``, ... Its
+    nodes form one group: launched together, since none is healthy before a quorum of voters runs."""
+    def describe(s: DevSettings) -> str:
+        port, cport = s.kafka_node_ports(node)
+        what = "" if s.kafka_nodes == 1 else f" node {node} of {s.kafka_nodes} (broker+controller)"
+        return f"Apache Kafka {s.kafka_version} (KRaft){what} {s.kafka_host}:{port}, controller :{cport}, heap {s.kafka_heap}"
+
+    return Service(
+        name=kafka.node_name(node),
+        command=functools.partial(kafka.command, node=node),
+        healthy=functools.partial(kafka.healthy, node=node),
+        ports=lambda s: list(s.kafka_node_ports(node)),
+        describe=describe,
+        prepare=functools.partial(kafka.prepare, node=node),
+        group="kafka",
+        # once every node of the group is healthy: the services' logins and ACLs (node 1 does it for all)
+        after_start=kafka.secure if node == 1 else None,
+    )
+
+
+KAFKA = kafka_node(1)
+
+
+def kafka_nodes(settings: DevSettings) -> list[Service]:
+    """The nodes the settings ask for (QUACKNET_KAFKA_NODES)."""
+    return [kafka_node(n) for n in range(1, settings.kafka_nodes + 1)]
 
 CLICKHOUSE = Service(
     name="clickhouse",
@@ -103,7 +124,7 @@ API = Service(
     ports=lambda s: [s.api_port],
     describe=lambda s: f"ingest API (gunicorn, {s.api_workers} workers) http://{s.api_host}:{s.api_port}/v1/scans",
     prepare=_api_prepare,
-    env=lambda s: {"PROMETHEUS_MULTIPROC_DIR": str(s.data_dir("api") / "prometheus")},
+    env=lambda s: {"PROMETHEUS_MULTIPROC_DIR": str(s.data_dir("api") / "prometheus"), **s.kafka_service_env("api")},
     stop_timeout_s=45.0,
 )
 
@@ -115,6 +136,7 @@ LOADER = Service(
     ports=lambda s: [s.loader_metrics_port],
     describe=lambda s: f"loader {s.scans_topic} -> {s.clickhouse_database}.scans (group {s.loader_group}), "
                        f"metrics http://{s.loader_metrics_host}:{s.loader_metrics_port}/metrics",
+    env=lambda s: s.kafka_service_env("loader"),
     stop_timeout_s=90.0,
 )
 
@@ -146,15 +168,39 @@ AIRFLOW = [
     _airflow("airflow-triggerer", "triggerer", "triggerer", after_start=airflow.create_topics),
 ]
 
-# Airflow before the API and the loader: its kafka_topics DAG creates the topics they need.
+def stack(settings: DevSettings) -> list[Service]:
+    """Every service of the local stack, in start order: the Kafka nodes, ClickHouse, Airflow (before the
+    API and the loader: its kafka_topics DAG creates the topics they need), the API, the loader."""
+    return [*kafka_nodes(settings), CLICKHOUSE, *AIRFLOW, API, LOADER]
+
+
+# The default one-node stack (stack(settings) is the stack of any settings).
 SERVICES: list[Service] = [KAFKA, CLICKHOUSE, *AIRFLOW, API, LOADER]
 
 
-def by_name(names: list[str] | None) -> list[Service]:
+def running_extra_nodes(settings: DevSettings) -> list[Service]:
+    """Kafka nodes beyond QUACKNET_KAFKA_NODES that have a pid file here (a cluster started with another
+    node count): `make stop` and `make status` must not leave them out."""
+    found = []
+    for pid_file in settings.run_dir.glob("kafka-*.pid"):
+        suffix = pid_file.stem.removeprefix("kafka-")
+        if suffix.isdigit() and int(suffix) > settings.kafka_nodes:
+            found.append(kafka_node(int(suffix)))
+    return sorted(found, key=lambda svc: int(svc.name.removeprefix("kafka-")))
+
+
+def by_name(settings: DevSettings, names: list[str] | None, include_running: bool = False) -> list[Service]:
+    """The named services of the stack (all of them when none is named), in start order; with
+    ``include_running``, also Kafka nodes beyond the configured count that run (for stop and status)."""
+    services = stack(settings)
+    if include_running:
+        extra = running_extra_nodes(settings)
+        at = max(i for i, svc in enumerate(services) if svc.group == "kafka") + 1
+        services = services[:at] + extra + services[at:]
     if not names:
-        return list(SERVICES)
-    known = {svc.name: svc for svc in SERVICES}
+        return services
+    known = {svc.name: svc for svc in services}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise SystemExit(f"unknown service(s): {', '.join(unknown)}; known: {', '.join(known)}")
-    return [svc for svc in SERVICES if svc.name in names]
+    return [svc for svc in services if svc.name in names]

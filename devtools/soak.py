@@ -4,9 +4,11 @@ Client processes offer scans through the real ingest API at a set rate, each wit
 ``scan_id``, and record every id that got a ``202`` (a share of batches is sent twice, as a phone
 retry would; a request that fails or gets 503 is retried with the same ids until it gets its 202).
 Meanwhile faults are injected on a schedule: ``kill -9`` and SIGTERM of the loader, an API worker
-restart, the broker and the ClickHouse gateway stopped for a while, a replay DAG run over a recent
-range, and an offset reset of the stopped loader group to an earlier time (both on the real Airflow
-scheduler). A few poison messages go straight onto the topic. Then the pipeline drains and the
+restart, Kafka (every node) and the ClickHouse gateway stopped for a while, a replay DAG run over a
+recent range, and an offset reset of the stopped loader group to an earlier time (both on the real
+Airflow scheduler); on a cluster of three or more nodes also ``broker_loss``: ``kill -9`` of the broker
+leading most partitions of the scans topic, restarted after a while, waited for until every replica
+is back in sync. A few poison messages go straight onto the topic. Then the pipeline drains and the
 audit is exact: every accepted id in ClickHouse exactly once, no row that was never accepted, the
 dead-letter topic holding exactly the poison, and the retention audit DAG passing.
 """
@@ -27,6 +29,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +40,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devtools import airflow, credentials
 from devtools.samples import scan_payload
-from devtools.services import API, CLICKHOUSE, KAFKA, LOADER
+from devtools.services import API, CLICKHOUSE, LOADER, kafka_node, kafka_nodes
 from devtools.settings import DevSettings
 from devtools.supervisor import ServiceError, Supervisor
 from quacknet import kafka, warehouse
@@ -48,6 +51,15 @@ log = get_logger(__name__)
 
 FAULTS = ("loader_kill9", "api_worker_restart", "kafka_outage", "loader_sigterm", "clickhouse_outage", "replay",
           "offset_reset")
+CLUSTER_FAULTS = ("broker_loss",)  # only with three or more nodes: the cluster must survive losing one
+
+
+def faults_for(settings: DevSettings) -> tuple[str, ...]:
+    """Every fault this stack can take: the cluster's too on three nodes or more (broker_loss after the
+    loader's kill -9, so the two do not overlap)."""
+    if settings.kafka_nodes < 3:
+        return FAULTS
+    return FAULTS[:1] + CLUSTER_FAULTS + FAULTS[1:]
 
 
 @dataclass(frozen=True)
@@ -181,6 +193,36 @@ def _restart(sup: Supervisor, svc, kill: bool = False, down_s: float = 0.0) -> N
     sup.start(svc)
 
 
+def _broker_loss(settings: DevSettings, sup: Supervisor, down_s: float) -> None:
+    """kill -9 of the broker leading most partitions of the scans topic; restarted after ``down_s``; then
+    every replica of the owned topics back in sync."""
+    admin = kafka.admin(settings)
+    leaders = Counter(m.leader for m in admin.list_topics(settings.scans_topic, timeout=10)
+                      .topics[settings.scans_topic].partitions.values())
+    victim = kafka_node(leaders.most_common(1)[0][0])
+    sup.stop(victim, kill=True)
+    time.sleep(down_s)
+    sup.start(victim)
+    deadline = time.monotonic() + 180
+    names = [settings.scans_topic, settings.dlq_topic]
+    while True:
+        meta = kafka.admin(settings).list_topics(timeout=10).topics
+        lagging = [(n, p) for n in names for p, m in meta[n].partitions.items() if len(m.isrs) < len(m.replicas)]
+        if not lagging:
+            return
+        if time.monotonic() > deadline:
+            raise ServiceError(f"{victim.name} rejoined but partitions {lagging} are not back in sync after 180 s")
+        time.sleep(1)
+
+
+def _kafka_outage(settings: DevSettings, sup: Supervisor, down_s: float) -> None:
+    """Every Kafka node stopped (SIGTERM) for ``down_s``: the API spools, then re-sends."""
+    nodes = kafka_nodes(settings)
+    sup.stop_group(nodes)
+    time.sleep(down_s)
+    sup.start_group(nodes)
+
+
 def _api_worker_restart(sup: Supervisor) -> None:
     master = sup.process(API)
     workers = psutil.Process(master.pid).children()
@@ -213,7 +255,8 @@ def fault_actions(settings: DevSettings, sup: Supervisor, config: SoakConfig) ->
         "loader_kill9": lambda: _restart(sup, LOADER, kill=True, down_s=1),
         "loader_sigterm": lambda: _restart(sup, LOADER),
         "api_worker_restart": lambda: _api_worker_restart(sup),
-        "kafka_outage": lambda: _restart(sup, KAFKA, down_s=config.outage_s),
+        "kafka_outage": lambda: _kafka_outage(settings, sup, config.outage_s),
+        "broker_loss": lambda: _broker_loss(settings, sup, config.outage_s),
         "clickhouse_outage": lambda: _restart(sup, CLICKHOUSE, down_s=config.outage_s),
         "replay": lambda: _replay(settings),
         "offset_reset": lambda: _offset_reset(settings, sup),
@@ -412,7 +455,10 @@ def run(settings: DevSettings, config: SoakConfig, echo=print) -> Report:
             outcome = "ok"
         except Exception as exc:  # a fault that could not be injected is a failed run, said plainly
             outcome = f"error: {exc}"
-            for svc in (KAFKA, CLICKHOUSE, API, LOADER):
+            stopped = [svc for svc in kafka_nodes(settings) if sup.process(svc) is None]
+            if stopped:
+                sup.start_group(stopped)
+            for svc in (CLICKHOUSE, API, LOADER):
                 if sup.process(svc) is None:
                     sup.start(svc)
         report.faults.append((name, started, outcome))

@@ -42,6 +42,10 @@ class Service:
     # Idempotent setup once the service is healthy (topics, migrations); returns what it changed.
     after_start: Callable[[DevSettings], list[str]] | None = None
     stop_timeout_s: float = 60.0
+    # Services of one group start together and are waited for together (a cluster's nodes: none is
+    # healthy before a quorum of them runs), and stop together (a node's controlled shutdown needs
+    # the quorum that its peers' shutdowns would take away one by one).
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,10 +107,35 @@ class Supervisor:
 
     def start(self, service: Service) -> tuple[Status, bool]:
         """Start the service unless it already runs; returns (status, started_now)."""
-        if self.process(service) is not None:
-            if self.wait_healthy(service, self.settings.service_start_timeout_s):
-                return self.status(service), False
-            raise ServiceError(f"{service.name} runs (pid file {self.pid_file(service)}) but is not healthy; see {self.log_file(service)}")
+        [result] = self.start_group([service])
+        return result
+
+    def start_group(self, services: list[Service]) -> list[tuple[Status, bool]]:
+        """Launch each service that does not run, then wait until every one is healthy; returns
+        (status, started_now) per service. If one does not become healthy, those launched here are
+        stopped again and a ServiceError carries its last log lines."""
+        launched: dict[str, tuple[subprocess.Popen, float]] = {}
+        try:
+            for service in services:
+                if self.process(service) is None:
+                    launched[service.name] = (self._launch(service), time.monotonic())
+            deadline = time.monotonic() + self.settings.service_start_timeout_s
+            for service in services:
+                child, started = launched.get(service.name, (None, time.monotonic()))
+                if not self.wait_healthy(service, max(0.0, deadline - time.monotonic()), child):
+                    if child is None:
+                        raise ServiceError(f"{service.name} runs (pid file {self.pid_file(service)}) but is not healthy; "
+                                           f"see {self.log_file(service)}")
+                    raise ServiceError(f"{service.name} did not become healthy; last log lines:\n{self.tail(service)}")
+                if child is not None:
+                    log.info("service.healthy", service=service.name, pid=child.pid,
+                             seconds=round(time.monotonic() - started, 2))
+        except BaseException:
+            self.stop_group([svc for svc in services if svc.name in launched])
+            raise
+        return [(self.status(svc), svc.name in launched) for svc in services]
+
+    def _launch(self, service: Service) -> subprocess.Popen:
         for port in service.ports(self.settings):
             if port_open("127.0.0.1", port):
                 raise ServiceError(f"{service.name}: port {port} is already in use by a process this stack did not start")
@@ -114,7 +143,6 @@ class Supervisor:
             d.mkdir(parents=True, exist_ok=True)
         if service.prepare:
             service.prepare(self.settings)
-        started = time.monotonic()
         with open(self.log_file(service), "ab") as out:
             child = subprocess.Popen(
                 service.command(self.settings), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -125,11 +153,7 @@ class Supervisor:
         proc = psutil.Process(child.pid)
         self.pid_file(service).write_text(f"{child.pid} {proc.create_time()}\n")
         log.info("service.starting", service=service.name, pid=child.pid)
-        if not self.wait_healthy(service, self.settings.service_start_timeout_s, child):
-            self.stop(service)
-            raise ServiceError(f"{service.name} did not become healthy; last log lines:\n{self.tail(service)}")
-        log.info("service.healthy", service=service.name, pid=child.pid, seconds=round(time.monotonic() - started, 2))
-        return self.status(service), True
+        return child
 
     def child_env(self, service: Service) -> dict[str, str]:
         """The settings as QUACKNET_* variables, and the project root importable (devtools and
@@ -149,30 +173,42 @@ class Supervisor:
 
     def stop(self, service: Service, kill: bool = False) -> bool:
         """SIGTERM the service's process group and wait (SIGKILL after the timeout, or at once if kill)."""
-        proc = self.process(service)
-        if proc is None:
-            return False
+        return self.stop_group([service], kill)[service.name]
+
+    def stop_group(self, services: list[Service], kill: bool = False) -> dict[str, bool]:
+        """Signal every service's process group at once, then wait for all (SIGKILL after each one's
+        timeout); returns, by name, whether it was running."""
         sig = signal.SIGKILL if kill else signal.SIGTERM
-        try:
-            group = [proc, *proc.children(recursive=True)]  # before the signal: dead parents lose their children
-        except psutil.NoSuchProcess:
-            group = [proc]
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        _, alive = psutil.wait_procs(group, timeout=service.stop_timeout_s)
-        if alive:
-            log.warning("service.kill", service=service.name, pid=proc.pid)
-            for p in alive:
-                p.kill()
-            psutil.wait_procs(alive, timeout=10)
-        child = self._children.pop(service.name, None)
-        if child is not None:
-            child.wait(timeout=10)
-        self.pid_file(service).unlink(missing_ok=True)
-        log.info("service.stopped", service=service.name, pid=proc.pid, signal=sig.name)
-        return True
+        signalled: list[tuple[Service, psutil.Process, list[psutil.Process]]] = []
+        for service in services:
+            proc = self.process(service)
+            if proc is None:
+                continue
+            try:
+                group = [proc, *proc.children(recursive=True)]  # before the signal: dead parents lose their children
+            except psutil.NoSuchProcess:
+                group = [proc]
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            signalled.append((service, proc, group))
+        started = time.monotonic()
+        for service, proc, group in signalled:
+            left = max(0.0, started + service.stop_timeout_s - time.monotonic())
+            _, alive = psutil.wait_procs(group, timeout=left)
+            if alive:
+                log.warning("service.kill", service=service.name, pid=proc.pid)
+                for p in alive:
+                    p.kill()
+                psutil.wait_procs(alive, timeout=10)
+            child = self._children.pop(service.name, None)
+            if child is not None:
+                child.wait(timeout=10)
+            self.pid_file(service).unlink(missing_ok=True)
+            log.info("service.stopped", service=service.name, pid=proc.pid, signal=sig.name)
+        stopped = {service.name for service, _, _ in signalled}
+        return {service.name: service.name in stopped for service in services}
 
     def tail(self, service: Service, lines: int = 30) -> str:
         try:

@@ -1,6 +1,7 @@
 """quacknet: operate and query a QuackNet deployment.
 
   migrate     apply the ClickHouse migrations (idempotent)
+  kafka-acls  create the ACLs each service's Kafka principal needs (idempotent; run as an operator's principal)
   api-key     create an API key for the ingest API
   coverage    H3 cells with their figures in a bounding box and time window (a table, or --json)
 
@@ -15,7 +16,7 @@ import sys
 import threading
 import time
 
-from quacknet import apikeys, coverage, warehouse
+from quacknet import acls, apikeys, coverage, kafka, warehouse
 from quacknet.errors import QuackNetError
 from quacknet.logs import configure_logging
 from quacknet.settings import Settings
@@ -33,6 +34,15 @@ def cmd_migrate(settings: Settings, args) -> int:
         print(f"clickhouse {settings.clickhouse_database}: migration {version} applied")
     if not applied:
         print(f"clickhouse {settings.clickhouse_database}: at schema version {LATEST}, nothing to apply")
+    return 0
+
+
+def cmd_kafka_acls(settings: Settings, args) -> int:
+    """The declared ACLs (quacknet.acls) for the settings' topics, group and principals; prints what it created."""
+    created = acls.apply(kafka.admin(settings), acls.grants(settings))
+    for grant in created:
+        print(f"created: {grant}")
+    print(f"kafka ACLs: {len(created)} created" if created else "kafka ACLs: as declared, nothing to change")
     return 0
 
 
@@ -105,6 +115,7 @@ def parser() -> argparse.ArgumentParser:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = root.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply the ClickHouse migrations").set_defaults(fn=cmd_migrate)
+    sub.add_parser("kafka-acls", help="create the ACLs each service's Kafka principal needs").set_defaults(fn=cmd_kafka_acls)
     p = sub.add_parser("api-key", help="create an API key for the ingest API")
     p.add_argument("name")
     p.add_argument("--scope", action="append", default=None, help=f"repeatable; default {apikeys.SCOPE_WRITE_SCANS}")

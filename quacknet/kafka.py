@@ -1,5 +1,10 @@
 """Kafka client factories and offset helpers shared by the API, the loader, replays and the DAGs.
 
+The one place a client's config is built: the bootstrap list and the security settings (protocol,
+SASL mechanism and login, the CA for TLS) come from ``Settings`` for every client, whether
+confluent-kafka (``security_config``) or kafka-python (``python_admin``); Airflow's Kafka connection
+carries the same keys in its extras (``connection_extra`` and back, ``settings_from_extra``).
+
 Producers use librdkafka's ``murmur2_random`` partitioner: the same partition for a key as Java
 clients and Kafka's own tools pick, so a device's scans land in one partition whichever client
 wrote them.
@@ -22,9 +27,43 @@ from quacknet.settings import Settings
 _rdkafka_log = logging.getLogger("librdkafka")
 
 
+def security_config(settings: Settings) -> dict[str, str]:
+    """librdkafka's security keys for the settings (also the Kafka connection's extras in Airflow)."""
+    config = {"security.protocol": settings.kafka_security_protocol}
+    if settings.kafka_sasl:
+        config.update({"sasl.mechanism": settings.kafka_sasl_mechanism, "sasl.username": settings.kafka_username,
+                       "sasl.password": settings.kafka_password.get_secret_value()})
+    if settings.kafka_tls and settings.kafka_ssl_ca_location:
+        config["ssl.ca.location"] = str(settings.kafka_ssl_ca_location)
+    return config
+
+
+def connection_extra(settings: Settings) -> dict[str, str]:
+    """An Airflow Kafka connection's extras for the settings: the provider's AdminClient takes them as its
+    config, and ``settings_from_extra`` reads them back for QuackNet's own clients in a task."""
+    return {"bootstrap.servers": settings.kafka_bootstrap_servers, **security_config(settings)}
+
+
+_EXTRA_TO_SETTINGS = {"bootstrap.servers": "kafka_bootstrap_servers", "security.protocol": "kafka_security_protocol",
+                      "sasl.mechanism": "kafka_sasl_mechanism", "sasl.mechanisms": "kafka_sasl_mechanism",
+                      "sasl.username": "kafka_username", "sasl.password": "kafka_password",
+                      "ssl.ca.location": "kafka_ssl_ca_location"}
+
+
+def settings_from_extra(extra: dict[str, Any]) -> dict[str, Any]:
+    """Settings fields from a Kafka connection's extras (librdkafka's keys), every security field set
+    (to its default when absent), so nothing of the task's environment mixes in."""
+    fields = {"kafka_security_protocol": "PLAINTEXT", "kafka_sasl_mechanism": "SCRAM-SHA-512", "kafka_username": "",
+              "kafka_password": "", "kafka_ssl_ca_location": None}
+    for key, value in extra.items():
+        if key in _EXTRA_TO_SETTINGS:
+            fields[_EXTRA_TO_SETTINGS[key]] = value.upper() if key == "security.protocol" else value
+    return fields
+
+
 def _base(settings: Settings) -> dict[str, Any]:
     # librdkafka's own log lines go through Python logging (structured), not raw stderr.
-    return {"bootstrap.servers": settings.kafka_bootstrap_servers, "logger": _rdkafka_log}
+    return {"bootstrap.servers": settings.kafka_bootstrap_servers, "logger": _rdkafka_log, **security_config(settings)}
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -47,6 +86,50 @@ def consumer(settings: Settings, group_id: str, **overrides: Any) -> Consumer:
 
 def admin(settings: Settings, **overrides: Any) -> AdminClient:
     return AdminClient({**_base(settings), **overrides})
+
+
+def python_admin(settings: Settings, **overrides: Any):
+    """kafka-python's admin client, for the calls confluent-kafka lacks (DescribeLogDirs,
+    DescribeQuorum, partition reassignment). Close it after use."""
+    from kafka.admin import KafkaAdminClient
+
+    return KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+                            **python_security_config(settings), **overrides)
+
+
+def python_security_config(settings: Settings) -> dict[str, Any]:
+    """kafka-python's names for the same security settings."""
+    config: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_sasl:
+        config.update({"sasl_mechanism": settings.kafka_sasl_mechanism, "sasl_plain_username": settings.kafka_username,
+                       "sasl_plain_password": settings.kafka_password.get_secret_value()})
+    if settings.kafka_tls:
+        config["ssl_check_hostname"] = True
+        if settings.kafka_ssl_ca_location:
+            config["ssl_cafile"] = str(settings.kafka_ssl_ca_location)
+    return config
+
+
+def reassign_partitions(settings: Settings, topic: str, plan: dict[int, list[int]], timeout_s: float = 60) -> None:
+    """Move ``topic``'s partitions to the replica lists of ``plan`` and wait until Kafka has finished
+    (the new replicas caught up and joined the ISR); Unavailable if it has not within ``timeout_s``."""
+    from kafka import TopicPartition as PyTopicPartition
+
+    client = python_admin(settings, client_id="quacknet-reassign")
+    try:
+        refused = {tp.partition: err for tp, err in client.alter_partition_reassignments(
+            {PyTopicPartition(topic, p): replicas for p, replicas in plan.items()}, timeout_ms=int(timeout_s * 1000)).items()
+            if err is not None}
+        if refused:
+            raise Unavailable(f"Kafka refused to reassign {topic} partitions {refused}")
+        deadline = time.monotonic() + timeout_s
+        while pending := client.list_partition_reassignments({topic: list(plan)}):
+            if time.monotonic() > deadline:
+                raise Unavailable(f"reassignment of {topic} partitions {sorted(tp.partition for tp in pending)} "
+                                  f"still running after {timeout_s:.0f}s (it goes on in the cluster)")
+            time.sleep(0.5)
+    finally:
+        client.close()
 
 
 @dataclass(frozen=True)
@@ -79,29 +162,30 @@ def partition_offsets(consumer: Consumer, topic: str, partitions: list[int] | No
     """Per partition of ``topic`` (or of ``partitions``): what the consumer's group has committed,
     and the log's watermarks."""
     parts = resolve_partitions(consumer, topic, partitions, timeout_s)
-    committed = _committed(consumer, [TopicPartition(topic, p) for p in parts], timeout_s)
+    committed = committed_offsets(consumer, [TopicPartition(topic, p) for p in parts], timeout_s)
     return [PartitionOffsets(tp.partition, tp.offset if tp.offset >= 0 else None,
                              *consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout_s))
             for tp in committed]
 
 
-def _committed(consumer: Consumer, tps: list[TopicPartition], timeout_s: float) -> list[TopicPartition]:
-    """The group's commits; a coordinator that is moving or still loading (a broker just started
-    or failed over) is waited for, up to ``timeout_s``, then ``Unavailable``."""
+# The group coordinator is moving or loading (a fresh cluster, a broker lost): ask again shortly.
+COORDINATOR_MOVING = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                      KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._WAIT_COORD, KafkaError._TIMED_OUT}
+
+
+def committed_offsets(consumer: Consumer, partitions: list[TopicPartition], timeout_s: float = 10) -> list[TopicPartition]:
+    """The consumer's group's committed offsets, asked again while the group's coordinator is moving
+    (a broker just started or failed over); ``Unavailable`` if it has not answered within ``timeout_s``."""
     backoff = Backoff(0.2, 2.0, deadline_s=timeout_s)
     while True:
         try:
-            return consumer.committed(tps, timeout=timeout_s)
+            return consumer.committed(partitions, timeout=max(1.0, timeout_s))
         except KafkaException as exc:
             error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-            if error is None or not (error.retriable() or error.code() in _COORDINATOR_MOVING):
+            if error is None or error.code() not in COORDINATOR_MOVING:
                 raise
             if not backoff.sleep():
-                raise Unavailable(f"Kafka's group coordinator did not answer: {error.str()}") from exc
-
-
-_COORDINATOR_MOVING = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-                       KafkaError.COORDINATOR_NOT_AVAILABLE}
+                raise Unavailable(f"Kafka's group coordinator did not answer for committed offsets: {error.str()}") from exc
 
 
 def timestamp_at(consumer: Consumer, topic: str, partition: int, offset: int, timeout_s: float = 10) -> int | None:

@@ -12,6 +12,7 @@ These are production settings only. The local development stack extends them wit
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
@@ -19,6 +20,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 HOUR_MS = 3_600_000
 MIB = 1024 * 1024
+
+
+def require_kafka_login(settings: "Settings") -> None:
+    if settings.kafka_sasl and not (settings.kafka_username and settings.kafka_password.get_secret_value()):
+        raise ValueError(f"QUACKNET_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs "
+                         "QUACKNET_KAFKA_USERNAME and QUACKNET_KAFKA_PASSWORD")
 
 
 class Settings(BaseSettings):
@@ -29,8 +36,21 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool | None = Field(None, description="JSON log lines; default: JSON unless stderr is a terminal.")
 
-    # Kafka
+    # Kafka: where every client connects and how it authenticates (quacknet.kafka builds each client's
+    # config from these; Airflow tasks get them from the kafka_default connection's extras)
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (SASL: a username and password).")
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_username: str = Field("", description="This process's Kafka principal (SASL).")
+    kafka_password: SecretStr = SecretStr("")
+    kafka_ssl_ca_location: Path | None = Field(None, description="PEM file of the CA(s) that signed the brokers' "
+                                               "certificates (SSL, SASL_SSL); default: the system's.")
+    # The principals the ACLs name (python -m quacknet kafka-acls): one per service, each allowed only
+    # what it needs (quacknet.acls).
+    kafka_api_principal: str = "quacknet-api"
+    kafka_loader_principal: str = "quacknet-loader"
+    kafka_airflow_principal: str = "quacknet-airflow"
 
     # ClickHouse (a clickhouse-server; clickhouse-connect over HTTP)
     clickhouse_url: str = "http://127.0.0.1:8123"
@@ -72,6 +92,8 @@ class Settings(BaseSettings):
     audit_disk_budget_bytes: int = Field(8 * 2**30, description="Kafka log dirs may use this much per broker.")
     audit_min_free_ratio: float = Field(0.10, ge=0, le=1, description="Share of a log dir's volume that must stay free.")
     audit_min_hours_left: float = Field(24.0, ge=0, description="Unread data closer than this to expiry is a violation.")
+    audit_quorum_max_lag_s: float = Field(10.0, gt=0, description="A controller quorum voter behind the leader's log "
+                                          "for longer than this is a violation.")
 
     @model_validator(mode="after")
     def _check_urls(self) -> "Settings":
@@ -79,6 +101,19 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"QUACKNET_CLICKHOUSE_URL must be http(s)://host:port, got {self.clickhouse_url!r}")
         return self
+
+    @model_validator(mode="after")
+    def _check_kafka_login(self) -> "Settings":
+        require_kafka_login(self)
+        return self
+
+    @property
+    def kafka_sasl(self) -> bool:
+        return self.kafka_security_protocol.startswith("SASL_")
+
+    @property
+    def kafka_tls(self) -> bool:
+        return self.kafka_security_protocol in ("SSL", "SASL_SSL")
 
     @property
     def api_keys_path(self) -> Path:

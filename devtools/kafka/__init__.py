@@ -1,25 +1,37 @@
 """The real Apache Kafka broker for the local stack: jars from Maven Central, KRaft mode.
 
-One combined broker+controller on loopback. Topics are never auto-created (a typo
-must not make a topic), and retention is bounded in time *and* bytes so a
-developer's disk cannot fill.
+One node by default, or a cluster of ``QUACKNET_KAFKA_NODES`` (three: a three-voter quorum), each
+node a combined broker+controller on loopback with a bounded heap. It admits only its own
+principals: SASL/SCRAM-SHA-512 on the client listener (over TLS with SASL_SSL), PLAIN towards the
+controllers, the StandardAuthorizer with QuackNet's ACLs (``quacknet.acls``), logins from
+credentials.env. Topics are never auto-created (a typo must not make a topic), and retention is
+bounded in time *and* bytes so a developer's disk cannot fill.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
+import os
 import shutil
+import socket
 import subprocess
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 
+from devtools.kafka import tls
 from devtools.settings import DevSettings
 from devtools.supervisor import ServiceError
+from quacknet import acls
+from quacknet import kafka as kafka_clients
 from quacknet.errors import Unavailable
 from quacknet.logs import get_logger
 
@@ -38,6 +50,8 @@ TOOLS = {
     "kafka-producer-perf-test": "org.apache.kafka.tools.ProducerPerformance",
     "kafka-consumer-perf-test": "org.apache.kafka.tools.ConsumerPerformance",
     "kafka-storage": "kafka.tools.StorageTool",
+    "kafka-acls": "org.apache.kafka.tools.AclCommand",
+    "kafka-reassign-partitions": "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
 }
 
 
@@ -83,19 +97,64 @@ def install_jars(settings: DevSettings) -> Path:
     return target
 
 
-def server_properties(settings: DevSettings) -> str:
-    data = settings.data_dir("kafka")
-    host, port, cport = settings.kafka_host, settings.kafka_port, settings.kafka_controller_port
+def node_name(node: int) -> str:
+    """Node 1 is service ``kafka`` (as on a one-node stack), node n ``kafka-n``: pid file, log and data dir."""
+    return "kafka" if node == 1 else f"kafka-{node}"
+
+
+def node_dir(settings: DevSettings, node: int) -> Path:
+    return settings.data_dir(node_name(node))
+
+
+def replication_factor(nodes: int) -> int:
+    """Internal topics (and the declared ones, quacknet.topics): three copies once there are three brokers."""
+    return min(3, nodes)
+
+
+CLIENT = "CLIENT"  # the client (and inter-broker) listener's name; the other is CONTROLLER
+BROKER_USER = "broker"  # the brokers' principal towards each other (SCRAM) and the controllers (PLAIN)
+SCRAM_ITERATIONS = 8192
+
+
+def _jaas(module: str, **options: str) -> str:
+    return f"org.apache.kafka.common.security.{module} required " + " ".join(f'{k}="{v}"' for k, v in options.items()) + ";"
+
+
+def server_properties(settings: DevSettings, node: int = 1) -> str:
+    host = settings.kafka_host
+    port, cport = settings.kafka_node_ports(node)
+    voters = ",".join(f"{n}@{host}:{settings.kafka_node_ports(n)[1]}" for n in range(1, settings.kafka_nodes + 1))
+    rf = replication_factor(settings.kafka_nodes)
+    min_isr = 2 if rf >= 3 else 1
+    broker_pw = settings.kafka_broker_password.get_secret_value()
+    controller_pw = settings.kafka_controller_password.get_secret_value()
+    listener = CLIENT.lower()
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{host}:{cport}",
-        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
-        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+        "node.id": str(node),
+        # A static quorum: every node is a voter, fixed when the cluster is formatted (see prepare).
+        "controller.quorum.voters": voters,
+        "listeners": f"{CLIENT}://{host}:{port},CONTROLLER://{host}:{cport}",
+        "advertised.listeners": f"{CLIENT}://{host}:{port}",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        "log.dirs": str(data / "logs"),
+        "inter.broker.listener.name": CLIENT,
+        "listener.security.protocol.map": f"{CLIENT}:{settings.kafka_security_protocol},CONTROLLER:SASL_PLAINTEXT",
+        # Only the cluster's own principals get in: SCRAM-SHA-512 on the client listener (its logins live
+        # in the cluster's metadata, the brokers' and the operators' bootstrapped by `kafka-storage format
+        # --add-scram`), PLAIN between brokers and controllers (static in this file: controllers must
+        # authenticate brokers before any metadata exists). Nobody is allowed what no ACL allows.
+        f"listener.name.{listener}.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+        f"listener.name.{listener}.scram-sha-512.sasl.jaas.config": _jaas(
+            "scram.ScramLoginModule", username=BROKER_USER, password=broker_pw),
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config": _jaas(
+            "plain.PlainLoginModule", username=BROKER_USER, password=controller_pw, **{f"user_{BROKER_USER}": controller_pw}),
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": f"User:{BROKER_USER};User:{settings.kafka_username}",
+        "allow.everyone.if.no.acl.found": "false",
+        "log.dirs": str(node_dir(settings, node) / "logs"),
         # Topics are created on purpose (the kafka_topics DAG), never by a producer's typo.
         "auto.create.topics.enable": "false",
         # Bounded in time and in bytes (per partition): a broker's disk cannot fill.
@@ -104,14 +163,28 @@ def server_properties(settings: DevSettings) -> str:
         "log.segment.bytes": str(settings.kafka_log_segment_bytes),
         "log.retention.check.interval.ms": "60000",
         "num.partitions": str(settings.scans_partitions),
-        # A single node: internal topics cannot be replicated.
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        # Internal topics as replicated as the cluster allows (one node: they cannot be). The brokers'
+        # min.insync.replicas stays 1: QuackNet's own topics set 2 themselves at three copies
+        # (quacknet.topics), and a one-copy test topic on a cluster must stay writable.
+        "default.replication.factor": str(rf),
+        "offsets.topic.replication.factor": str(rf),
+        "transaction.state.log.replication.factor": str(rf),
+        "transaction.state.log.min.isr": str(min_isr),
+        "share.coordinator.state.topic.replication.factor": str(rf),
+        "share.coordinator.state.topic.min.isr": str(min_isr),
         "group.initial.rebalance.delay.ms": "0",
     }
+    if settings.kafka_tls:
+        paths = tls.ensure(settings.kafka_tls_dir)
+        props.update({
+            f"listener.name.{listener}.ssl.keystore.type": "PKCS12",
+            f"listener.name.{listener}.ssl.keystore.location": str(paths["keystore"]),
+            f"listener.name.{listener}.ssl.keystore.password": paths["password"].read_text().strip(),
+            f"listener.name.{listener}.ssl.key.password": paths["password"].read_text().strip(),
+            # the brokers' own connections to each other verify the certificate as any client does
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(paths["ca"]),
+        })
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
@@ -123,11 +196,19 @@ def _java_base(settings: DevSettings, heap: list[str]) -> list[str]:
     ]
 
 
-def _write_properties(settings: DevSettings) -> Path:
-    path = settings.data_dir("kafka") / "server.properties"
+def _write_private(path: Path, text: str) -> Path:
+    """A file holding passwords: mode 600 from its first byte."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(server_properties(settings))
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    tmp.replace(path)
     return path
+
+
+def _write_properties(settings: DevSettings, node: int) -> Path:
+    return _write_private(node_dir(settings, node) / "server.properties", server_properties(settings, node))
 
 
 def new_cluster_id() -> str:
@@ -138,28 +219,187 @@ def new_cluster_id() -> str:
             return cid
 
 
-def prepare(settings: DevSettings) -> None:
-    """Install the jars, write server.properties, and format KRaft storage on first start."""
+# -- the cluster's layout, fixed when it is formatted ------------------------------------------------
+
+LAYOUT = "cluster.json"
+
+
+def _layout_path(settings: DevSettings) -> Path:
+    return node_dir(settings, 1) / LAYOUT
+
+
+def _meta(settings: DevSettings, node: int) -> dict[str, str]:
+    path = node_dir(settings, node) / "logs" / "meta.properties"
+    if not path.exists():
+        return {}
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+
+
+def layout(settings: DevSettings) -> dict | None:
+    """What this state dir's cluster was formatted as: nodes, cluster id, and the digest of the logins it
+    was given (None: never formatted). A node-1 log dir without the layout file is a one-node broker of
+    an earlier QuackNet, formatted without any login."""
+    path = _layout_path(settings)
+    if path.exists():
+        return json.loads(path.read_text())
+    meta = _meta(settings, 1)
+    if meta:
+        return {"nodes": 1, "cluster_id": meta.get("cluster.id")}
+    return None
+
+
+def _logins_digest(settings: DevSettings) -> str:
+    """What the cluster's formatted logins must match (never the passwords themselves)."""
+    secret = "\n".join([settings.kafka_username, settings.kafka_password.get_secret_value(),
+                        settings.kafka_broker_password.get_secret_value(), settings.kafka_controller_password.get_secret_value()])
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def check_layout(settings: DevSettings) -> dict | None:
+    """The layout, if it fits the settings; a ServiceError saying what to do if it does not."""
+    found = layout(settings)
+    if found is not None and found["nodes"] != settings.kafka_nodes:
+        n, want = found["nodes"], settings.kafka_nodes
+        raise ServiceError(
+            f"{settings.home} holds a {n}-node Kafka cluster, but QUACKNET_KAFKA_NODES={want} asks for {want}: a KRaft "
+            f"cluster's voters are fixed when it is formatted. Run with QUACKNET_KAFKA_NODES={n}, or point QUACKNET_HOME "
+            f"at another state dir for the {want}-node stack, or delete this one's state with `make clean` (all local "
+            "data: Kafka, ClickHouse, Airflow)")
+    if found is not None and "logins" not in found:
+        raise ServiceError(
+            f"{settings.home} holds a Kafka cluster formatted without logins (before the local cluster required "
+            "SASL/SCRAM): its metadata has no SCRAM credentials, so no client could authenticate. Delete its state "
+            "with `make clean` (all local data: Kafka, ClickHouse, Airflow), or point QUACKNET_HOME at a new state dir")
+    if found is not None and found["logins"] != _logins_digest(settings):
+        raise ServiceError(
+            f"the Kafka logins in {settings.credentials_file} (KAFKA_ADMIN_USER/_PASSWORD, KAFKA_BROKER_PASSWORD, "
+            "KAFKA_CONTROLLER_PASSWORD, or the QUACKNET_KAFKA_* overriding them) are not the ones the cluster in "
+            f"{settings.home} was formatted with: restore them, or delete its state with `make clean`")
+    return found
+
+
+def _bindable(host: str, port: int) -> bool:
+    """Whether a listener could bind the port now, with the address reuse a JVM's server socket has."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_bindable(settings: DevSettings, node: int, timeout_s: float = 75) -> None:
+    """A client that keeps dialling a stopped node's port can be given that very port as its own local
+    one when it lies in the kernel's ephemeral range (a TCP self-connect); the socket then holds the
+    port, in TIME_WAIT for a minute after. Wait it out rather than let the broker die on bind."""
+    ports = settings.kafka_node_ports(node)
+    deadline = time.monotonic() + timeout_s
+    while not all(_bindable(settings.kafka_host, p) for p in ports):
+        if time.monotonic() > deadline:
+            raise ServiceError(f"{node_name(node)}: port {'/'.join(map(str, ports))} stays taken by a socket this stack "
+                               "did not listen on (a client's self-connect to a port in the ephemeral range, "
+                               f"{'-'.join(_ephemeral_range())}? Use Kafka ports outside it)")
+        time.sleep(0.2)
+
+
+def _ephemeral_range() -> tuple[str, str]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return low, high
+    except (OSError, ValueError):
+        return "32768", "60999"
+
+
+def prepare(settings: DevSettings, node: int = 1) -> None:
+    """Install the jars, write the node's server.properties, and format its KRaft storage on first start
+    (every node of a cluster with the same cluster id, kept in node 1's data dir)."""
     install_jars(settings)
-    props = _write_properties(settings)
-    if (settings.data_dir("kafka") / "logs" / "meta.properties").exists():
+    found = check_layout(settings)
+    _wait_bindable(settings, node)
+    props = _write_properties(settings, node)
+    if _meta(settings, node):
         return
-    cmd = [*_java_base(settings, TOOL_HEAP), TOOLS["kafka-storage"], "format", "-t", new_cluster_id(), "-c", str(props)]
+    if found is None:
+        found = {"nodes": settings.kafka_nodes, "cluster_id": new_cluster_id(), "logins": _logins_digest(settings)}
+        _layout_path(settings).parent.mkdir(parents=True, exist_ok=True)
+        _layout_path(settings).write_text(json.dumps(found))
+    # The brokers' and the operators' SCRAM logins go into the metadata log from the start (KIP-900): the
+    # brokers need theirs to talk to each other before anyone could create it. Salted here, so no
+    # password shows on a command line; the services' logins are added once the cluster runs (secure).
+    scram = [a for user, password in ((BROKER_USER, settings.kafka_broker_password.get_secret_value()),
+                                      (settings.kafka_username, settings.kafka_password.get_secret_value()))
+             for a in ("--add-scram", scram_credential(user, password))]
+    cmd = [*_java_base(settings, TOOL_HEAP), TOOLS["kafka-storage"], "format", "-t", found["cluster_id"], "-c", str(props),
+           *scram]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise ServiceError(f"kafka-storage format failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    log.info("kafka.formatted", log_dirs=str(settings.data_dir("kafka") / "logs"))
+    log.info("kafka.formatted", node=node, log_dirs=str(node_dir(settings, node) / "logs"))
 
 
-def command(settings: DevSettings) -> list[str]:
+def scram_credential(user: str, password: str, iterations: int = SCRAM_ITERATIONS) -> str:
+    """A SCRAM-SHA-512 credential for `kafka-storage format --add-scram`, salted (RFC 5802's SaltedPassword)."""
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    return (f'SCRAM-SHA-512=[name={user},iterations={iterations},salt="{base64.b64encode(salt).decode()}",'
+            f'saltedpassword="{base64.b64encode(salted).decode()}"]')
+
+
+def secure(settings: DevSettings) -> list[str]:
+    """Once the cluster runs: the services' SCRAM logins (upserted: credentials.env is their source) and
+    every ACL of the declaration (quacknet.acls) for the settings' topics and group, as the operators'
+    principal. Idempotent; returns what it did."""
+    client = kafka_clients.admin(settings, logger=_quiet)
+    services = ("api", "loader", "airflow")
+    upserts = [UserScramCredentialUpsertion(user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS),
+                                            password.encode())
+               for user, password in (settings.kafka_login(s) for s in services)]
+    for future in client.alter_user_scram_credentials(upserts).values():
+        future.result(timeout=30)
+    created = acls.apply(client, acls.grants(settings))
+    principals = ", ".join(settings.kafka_login(s)[0] for s in services)
+    return [f"kafka: SCRAM-SHA-512 logins for {principals}",
+            f"kafka: {len(created)} ACL(s) created" if created else "kafka: ACLs as declared, nothing to change"]
+
+
+@contextmanager
+def granted(settings: DevSettings, services: tuple[str, ...] = ("api", "loader", "airflow")) -> Iterator[list]:
+    """For a test's or a benchmark's own topics and group (the settings'): the ACLs the named services
+    need there, created for the duration and deleted after (those that existed before are kept)."""
+    client = kafka_clients.admin(settings, logger=_quiet)
+    principals = {f"User:{settings.kafka_login(s)[0]}" for s in services}
+    created = acls.apply(client, [g for g in acls.grants(settings) if g.principal in principals])
+    try:
+        yield created
+    finally:
+        if created:
+            acls.revoke(client, created)
+
+
+def client_properties(settings: DevSettings) -> Path:
+    """The operators' client config for Kafka's own tools (`make kafka-tool`, tests): the admin's login."""
+    lines = {"security.protocol": settings.kafka_security_protocol, "sasl.mechanism": settings.kafka_sasl_mechanism,
+             "sasl.jaas.config": _jaas("scram.ScramLoginModule", username=settings.kafka_username,
+                                       password=settings.kafka_password.get_secret_value())}
+    if settings.kafka_tls:
+        lines.update({"ssl.truststore.type": "PEM", "ssl.truststore.location": str(settings.kafka_ssl_ca_location)})
+    return _write_private(settings.data_dir("kafka-client") / "admin.properties",
+                          "".join(f"{k}={v}\n" for k, v in lines.items()))
+
+
+def command(settings: DevSettings, node: int = 1) -> list[str]:
     heap = [f"-Xms{settings.kafka_heap}", f"-Xmx{settings.kafka_heap}"]
-    return [*_java_base(settings, heap), "-XX:+UseG1GC", "kafka.Kafka", str(_write_properties(settings))]
+    return [*_java_base(settings, heap), "-XX:+UseG1GC", "kafka.Kafka", str(_write_properties(settings, node))]
 
 
 def tool_command(settings: DevSettings, tool: str, args: list[str]) -> list[str]:
+    """A Kafka tool's command line, logged in as the operators' principal (``--command-config``, unless
+    the arguments bring their own): the cluster lets no one in without a login."""
     if tool not in TOOLS:
         raise KeyError(f"unknown Kafka tool {tool!r}; known: {', '.join(sorted(TOOLS))}")
-    return [*_java_base(settings, TOOL_HEAP), "-Dquacknet.kafka.loglevel=WARN", TOOLS[tool], *args]
+    login = [] if tool == "kafka-storage" or "--command-config" in args else ["--command-config", str(client_properties(settings))]
+    return [*_java_base(settings, TOOL_HEAP), "-Dquacknet.kafka.loglevel=WARN", TOOLS[tool], *login, *args]
 
 
 def run_tool(settings: DevSettings, tool: str, args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -177,8 +417,11 @@ _quiet = logging.getLogger("quacknet.kafka.health")
 _quiet.setLevel(logging.CRITICAL)
 
 
-def healthy(settings: DevSettings) -> bool:
-    """The broker answers a metadata request."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "logger": _quiet, "socket.timeout.ms": 2000})
+def healthy(settings: DevSettings, node: int = 1) -> bool:
+    """The node answers a metadata request on its own listener, and counts itself among the brokers
+    (a KRaft broker serves clients once the quorum has unfenced it)."""
+    address = f"{settings.kafka_host}:{settings.kafka_node_ports(node)[0]}"
+    admin = kafka_clients.admin(settings.model_copy(update={"kafka_bootstrap_servers": address}), logger=_quiet,
+                                **{"socket.timeout.ms": 2000})
     metadata = admin.list_topics(timeout=2)
-    return bool(metadata.brokers)
+    return node in metadata.brokers

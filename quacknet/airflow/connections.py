@@ -1,12 +1,15 @@
 """Settings for Airflow tasks, built from Airflow connections at task run time (never at parse time).
 
-``kafka_default`` (conn type kafka, extra ``{"bootstrap.servers": ...}``) and ``clickhouse_default``
-(host, port, login, password, schema = database) become the same typed ``Settings`` the rest of
-QuackNet uses, so the DAGs call exactly the code the CLI and the tests call.
+``kafka_default`` (conn type kafka, extra ``{"bootstrap.servers": ..., "security.protocol": ...,
+"sasl.mechanism": ..., "sasl.username": ..., "sasl.password": ..., "ssl.ca.location": ...}``: librdkafka's
+keys, which the provider's AdminClient takes as they are) and ``clickhouse_default`` (host, port,
+login, password, schema = database) become the same typed ``Settings`` the rest of QuackNet uses, so
+the DAGs call exactly the code the CLI and the tests call, with the connection's Kafka principal.
 """
 
 from __future__ import annotations
 
+from quacknet import kafka
 from quacknet.errors import InvalidInput
 from quacknet.settings import Settings
 
@@ -22,21 +25,28 @@ def settings_from_airflow(kafka_conn_id: str = KAFKA_CONN_ID, clickhouse_conn_id
         from airflow.sdk import BaseHook
 
         get_connection = BaseHook.get_connection
-    kafka = get_connection(kafka_conn_id)
-    bootstrap = kafka.extra_dejson.get("bootstrap.servers")
-    if not bootstrap:
+    kafka_conn = get_connection(kafka_conn_id)
+    extra = kafka_conn.extra_dejson
+    if not extra.get("bootstrap.servers"):
         raise InvalidInput(f"connection {kafka_conn_id} has no bootstrap.servers in its extra")
+    protocol = str(extra.get("security.protocol", "PLAINTEXT")).upper()
+    if protocol.startswith("SASL_") and not (extra.get("sasl.username") and extra.get("sasl.password")):
+        raise InvalidInput(f"connection {kafka_conn_id}: security.protocol {protocol} needs sasl.username and "
+                           "sasl.password in its extra")
     ch = get_connection(clickhouse_conn_id)
     scheme = "https" if ch.extra_dejson.get("secure") else "http"
     overrides = {
-        "kafka_bootstrap_servers": bootstrap,
+        **kafka.settings_from_extra(extra),
         "clickhouse_url": f"{scheme}://{ch.host or '127.0.0.1'}:{ch.port or 8123}",
         "clickhouse_user": ch.login or "default",
         "clickhouse_password": ch.password or "",
     }
     if ch.schema:
         overrides["clickhouse_database"] = ch.schema
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValueError as exc:  # e.g. SASL without a login in the extras
+        raise InvalidInput(f"connection {kafka_conn_id}: {exc}") from exc
 
 
 def kafka_admin(kafka_conn_id: str = KAFKA_CONN_ID):

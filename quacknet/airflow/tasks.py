@@ -34,10 +34,16 @@ def failing_fast() -> Iterator[None]:
 # -- kafka_topics ----------------------------------------------------------------------------------
 
 def reconcile_topics(dry_run: bool) -> list[dict]:
-    from quacknet import topics
+    """The declaration for the brokers that answer now (replication min(3, brokers)); a replication
+    below it is raised by partition reassignment."""
+    from quacknet import kafka, topics
 
     with failing_fast():
-        changes = topics.reconcile(kafka_admin(), topics.specs(settings_from_airflow()), dry_run=dry_run)
+        settings, admin = settings_from_airflow(), kafka_admin()
+        brokers = topics.broker_ids(admin)
+        log.info("cluster: %d broker(s) %s", len(brokers), brokers)
+        changes = topics.reconcile(admin, topics.specs(settings, len(brokers)), dry_run=dry_run,
+                                   reassign=lambda topic, plan, timeout: kafka.reassign_partitions(settings, topic, plan, 120))
     for c in changes:
         log.info("%s%s %s: %s", "would " if dry_run else "", c.action, c.topic, c.detail)
     if not changes:
@@ -118,6 +124,13 @@ def audit_disk() -> list[dict]:
 
     with failing_fast():
         return audit.as_dicts(audit.check_disk(settings_from_airflow(), kafka_admin()))
+
+
+def audit_cluster() -> list[dict]:
+    from quacknet.ops import audit
+
+    with failing_fast():
+        return audit.as_dicts(audit.check_cluster(settings_from_airflow(), kafka_admin()))
 
 
 def audit_lag_horizon(params: dict) -> list[dict]:

@@ -9,6 +9,12 @@
   retention.bytes (unbounded is a violation: only time would limit the disk).
 - ``completeness``: per partition, Kafka offsets the loader has committed past that no load
   (``<db>.load_ledger``) covers and no stored row's lineage names: in Kafka, missing in ClickHouse.
+- the cluster's health (``check_cluster``): ``brokers`` (a registered broker fenced), ``offline``
+  (a partition without a leader), ``under_replicated`` (an ISR smaller than the replica set),
+  ``min_isr`` (an ISR below min.insync.replicas: acks=all writes are refused), for the owned topics
+  and ``__consumer_offsets`` (the loader's commits); ``quorum_leader`` (the KRaft controller quorum
+  has no leader) and ``quorum_lag`` (a voter not caught up with the leader's log for longer than
+  ``QUACKNET_AUDIT_QUORUM_MAX_LAG_S``).
 Each check is a function the DAG's task calls; ``report`` stores every finding in
 ``<db>.audit_findings`` and fails with a message naming topic, partition and numbers.
 """
@@ -17,6 +23,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass
+
+from confluent_kafka.admin import ConfigResource
 
 from quacknet import kafka, topics, warehouse
 from quacknet.errors import Conflict, Unavailable
@@ -97,9 +105,7 @@ def lag_horizon_findings(settings: Settings, group: str, topic: str, retention_m
 def log_dirs(settings: Settings) -> list[dict]:
     """DescribeLogDirs of every broker. confluent-kafka has no such call, so this one goes through
     kafka-python's admin client (the protocol's v4 carries the volume's total and usable bytes)."""
-    from kafka.admin import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers.split(","), client_id="quacknet-audit")
+    admin = kafka.python_admin(settings, client_id="quacknet-audit")
     try:
         return admin.describe_log_dirs()
     finally:
@@ -287,3 +293,123 @@ def report(settings: Settings, results: list[list[dict] | None], run_at: dt.date
 
 def summary_lines(findings: list[Finding]) -> list[str]:
     return [("OK  " if f.ok else "FAIL") + f" [{f.check}] {f.message}" for f in findings]
+
+
+# -- the cluster's health ---------------------------------------------------------------------------
+
+OFFSETS_TOPIC = "__consumer_offsets"
+
+
+@dataclass(frozen=True)
+class PartitionHealth:
+    partition: int
+    leader: int  # -1: no leader (offline)
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+def broker_findings(brokers: list[dict]) -> list[Finding]:
+    """Every registered broker (DescribeCluster with fenced brokers) must be unfenced: a fenced one is
+    down or cut off from the controller, and holds no leadership."""
+    findings = []
+    for b in sorted(brokers, key=lambda b: b["broker_id"]):
+        fenced = bool(b.get("is_fenced"))
+        where = f"broker {b['broker_id']} ({b['host']}:{b['port']})"
+        findings.append(Finding("brokers", "", -1, not fenced, 0 if fenced else 1, 1,
+                                f"{where} is fenced: down, or not heartbeating to the controller" if fenced
+                                else f"{where} is registered and unfenced", where))
+    return findings
+
+
+def partition_findings(topic: str, partitions: list[PartitionHealth], min_isr: int) -> list[Finding]:
+    """Per partition that fails: ``offline`` (no leader), ``under_replicated`` (ISR < replicas), ``min_isr``
+    (ISR < min.insync.replicas); for each of the three checks one topic-level line when none fails."""
+    offline = [p for p in partitions if p.leader < 0]
+    under = [p for p in partitions if len(p.isr) < len(p.replicas)]
+    below = [p for p in partitions if len(p.isr) < min_isr]
+    n = len(partitions)
+    findings = [Finding("offline", topic, p.partition, False, 0, 1,
+                        f"{topic}[{p.partition}]: no leader (replicas {list(p.replicas)}, in sync {list(p.isr)}): "
+                        "nothing can be written or read", "partition") for p in offline]
+    findings += [Finding("under_replicated", topic, p.partition, False, len(p.isr), len(p.replicas),
+                         f"{topic}[{p.partition}]: {len(p.isr)} of {len(p.replicas)} replicas in sync (in sync "
+                         f"{list(p.isr)}, missing {sorted(set(p.replicas) - set(p.isr))})", "partition") for p in under]
+    findings += [Finding("min_isr", topic, p.partition, False, len(p.isr), min_isr,
+                         f"{topic}[{p.partition}]: {len(p.isr)} replica(s) in sync, below min.insync.replicas "
+                         f"{min_isr}: acks=all writes are refused", "partition") for p in below]
+    if not offline:
+        findings.append(Finding("offline", topic, -1, True, n, n, f"{topic}: all {n} partitions have a leader", "topic"))
+    if not under:
+        factors = "/".join(str(f) for f in sorted({len(p.replicas) for p in partitions})) or "0"
+        findings.append(Finding("under_replicated", topic, -1, True, n, n,
+                                f"{topic}: every replica of its {n} partitions in sync ({factors} each)", "topic"))
+    if not below:
+        least = min((len(p.isr) for p in partitions), default=0)
+        findings.append(Finding("min_isr", topic, -1, True, least, min_isr,
+                                f"{topic}: at least {least} replica(s) in sync per partition (min.insync.replicas "
+                                f"{min_isr})", "topic"))
+    return findings
+
+
+def quorum_findings(quorum: dict | None, max_lag_s: float, error: str | None = None) -> list[Finding]:
+    """The KRaft controller quorum (DescribeQuorum of __cluster_metadata): a leader, and every voter
+    caught up with the leader's log within ``max_lag_s`` (measured on the leader's clock: the time since
+    the voter last reached the leader's end offset, against the leader's own entry)."""
+    if quorum is None:
+        return [Finding("quorum_leader", "__cluster_metadata", 0, False, -1, 0,
+                        f"the controller quorum did not answer: {error}", "quorum")]
+    [part] = [p for t in quorum["topics"] for p in t["partitions"]]
+    leader, epoch = part["leader_id"], part["leader_epoch"]
+    voters = part["current_voters"]
+    if part.get("error") or leader is None or leader < 0:
+        return [Finding("quorum_leader", "__cluster_metadata", 0, False, -1, 0,
+                        f"the controller quorum has no leader (epoch {epoch}, {len(voters)} voters"
+                        f"{'; ' + part['error'] if part.get('error') else ''}): no metadata change can be made",
+                        "quorum")]
+    findings = [Finding("quorum_leader", "__cluster_metadata", 0, True, leader, 0,
+                        f"controller quorum leader: node {leader} (epoch {epoch}, {len(voters)} voters)", "quorum")]
+    [own] = [v for v in voters if v["replica_id"] == leader] or [None]
+    now = own["last_caught_up_timestamp"] if own else max(v["last_caught_up_timestamp"] for v in voters)
+    end = own["log_end_offset"] if own else part["high_watermark"]
+    for v in sorted(voters, key=lambda v: v["replica_id"]):
+        if v["replica_id"] == leader:
+            continue
+        behind = max(0, end - v["log_end_offset"])
+        caught_up = v["last_caught_up_timestamp"]
+        lag_s = float("inf") if caught_up is None or caught_up < 0 else max(0.0, (now - caught_up) / 1000)
+        ok = lag_s <= max_lag_s
+        since = "never caught up" if lag_s == float("inf") else f"last caught up {lag_s:.1f} s ago"
+        findings.append(Finding("quorum_lag", "__cluster_metadata", 0, ok, round(min(lag_s, 1e9), 3), max_lag_s,
+                                f"voter {v['replica_id']}: {behind} records behind the leader, {since} "
+                                f"(maximum {max_lag_s:g} s)", f"voter {v['replica_id']}"))
+    return findings
+
+
+def _partitions(metadata, topic: str) -> list[PartitionHealth]:
+    meta = metadata.topics.get(topic)
+    if meta is None or meta.error is not None:
+        return []
+    return [PartitionHealth(p, m.leader, tuple(m.replicas), tuple(m.isrs)) for p, m in sorted(meta.partitions.items())]
+
+
+def check_cluster(settings: Settings, admin) -> list[Finding]:
+    """Brokers, partitions (owned topics and __consumer_offsets) and the controller quorum."""
+    names = [s.name for s in topics.specs(settings)] + [OFFSETS_TOPIC]
+    metadata = admin.list_topics(timeout=30)
+    present = [n for n in names if _partitions(metadata, n)]
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in present]
+    configs = {r.name: f.result(timeout=30) for r, f in admin.describe_configs(resources).items()} if resources else {}
+    client = kafka.python_admin(settings, client_id="quacknet-audit")
+    try:
+        findings = broker_findings(client.describe_cluster()["brokers"])
+        for name in present:
+            entry = configs[name].get("min.insync.replicas")
+            findings += partition_findings(name, _partitions(metadata, name), int(entry.value) if entry else 1)
+        try:
+            quorum, error = client.describe_metadata_quorum(), None
+        except Exception as exc:  # no leader: the quorum cannot answer, which is itself the finding
+            quorum, error = None, f"{type(exc).__name__}: {exc}"
+        findings += quorum_findings(quorum, settings.audit_quorum_max_lag_s, error)
+    finally:
+        client.close()
+    return findings

@@ -10,6 +10,7 @@ import pytest
 from confluent_kafka.admin import NewTopic
 
 from api import create_app
+from devtools import kafka as devkafka
 from devtools.samples import scan_payload
 from devtools.services import API, KAFKA
 from devtools.supervisor import Supervisor, free_port
@@ -18,15 +19,14 @@ from quacknet.apikeys import SCOPE_WRITE_SCANS, add_key
 from quacknet.scan import decode
 from tests.support.api import key_store, post
 from tests.support.kafka import read_topic
+from tests.support.stack import own_ports
 from tests.support.waiting import wait_for
 
 
 @pytest.fixture
 def own_kafka(stack, tmp_path):
-    settings = stack.model_copy(update={
-        "home": tmp_path / "qn", "lib": stack.lib_dir, "kafka_port": free_port(), "kafka_controller_port": free_port(),
-    })
-    settings = settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{settings.kafka_port}"})
+    # one node on ports above the ephemeral range: the test stops and restarts it while clients dial it
+    settings = own_ports(stack, tmp_path / "qn", kafka_nodes=1, clickhouse_url=stack.clickhouse_url)
     sup = Supervisor(settings)
     sup.start(KAFKA)
     admin = qkafka.admin(settings)
@@ -74,7 +74,13 @@ def test_a_graceful_shutdown_of_the_gunicorn_api_loses_nothing_queued(stack, top
     })
     key = add_key(settings.api_keys_path, "t", {SCOPE_WRITE_SCANS}, 100_000)
     sup = Supervisor(settings)
-    sup.start(API)
+    with devkafka.granted(settings, ("api",)):  # the API runs as its own principal: WRITE on this topic
+        sup.start(API)
+        _post_and_stop(settings, sup, key)
+    assert "delivery.closed" in sup.log_file(API).read_text()
+
+
+def _post_and_stop(settings, sup, key) -> None:
     sent = []
     try:
         for _ in range(10):
@@ -86,6 +92,5 @@ def test_a_graceful_shutdown_of_the_gunicorn_api_loses_nothing_queued(stack, top
             sent += batch
     finally:
         sup.stop(API)  # SIGTERM right away, well inside the 2 s linger
-    assert "delivery.closed" in sup.log_file(API).read_text()
-    ids = [str(decode(m.value()).scan_id) for m in read_topic(settings, topic)]
+    ids = [str(decode(m.value()).scan_id) for m in read_topic(settings, settings.scans_topic)]
     assert sorted(ids) == sorted(s["scan_id"] for s in sent)

@@ -58,13 +58,17 @@ def test_log_dirs_report_the_topics_bytes_and_the_volume_and_an_undersized_budge
         producer.produce(topic, key=f"k{i}".encode(), value=os.urandom(1000))  # incompressible
     assert producer.flush(10) == 0
     brokers = audit.log_dirs(stack)
-    [log_dir] = [d for b in brokers for d in b["log_dirs"]]
-    [ours] = [t for t in log_dir["topics"] if t["name"] == topic]
-    assert len(ours["partitions"]) == 6 and sum(p["partition_size"] for p in ours["partitions"]) >= 600_000
-    assert 0 < log_dir["usable_bytes"] < log_dir["total_bytes"]
-    use, free = audit.disk_findings(brokers, budget_bytes=100_000, min_free_ratio=0.0)
-    assert not use.ok and use.value >= 600_000 and use.limit == 100_000
-    assert free.ok and 0 < free.value < 1
+    log_dirs = [d for b in brokers for d in b["log_dirs"]]
+    assert len(brokers) == len(log_dirs) == stack.kafka_nodes  # one log dir per node
+    ours = [p for d in log_dirs for t in d["topics"] if t["name"] == topic for p in t["partitions"]]
+    assert len(ours) == 6 and sum(p["partition_size"] for p in ours) >= 600_000  # one copy of each partition
+    assert all(0 < d["usable_bytes"] < d["total_bytes"] for d in log_dirs)
+    findings = audit.disk_findings(brokers, budget_bytes=100_000, min_free_ratio=0.0)
+    uses = [f for f in findings if f.check == "disk_use"]
+    frees = [f for f in findings if f.check == "disk_free"]
+    assert len(uses) == len(frees) == stack.kafka_nodes and sum(f.value for f in uses) >= 600_000
+    assert all(not f.ok and f.limit == 100_000 for f in uses if f.value > 100_000) and not all(f.ok for f in uses)
+    assert all(f.ok and 0 < f.value < 1 for f in frees)
 
 
 def test_completeness_finds_offsets_skipped_by_a_reset_and_a_replay_closes_the_gap(lsettings, ch):

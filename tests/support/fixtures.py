@@ -7,7 +7,6 @@ other or with a developer's running stack.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,9 +15,12 @@ import uuid
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from devtools.services import API, CLICKHOUSE, KAFKA
+from devtools import kafka as devkafka
+from devtools.cli import ensure_services, stop_services
+from devtools.services import API, CLICKHOUSE, kafka_nodes
 from devtools.settings import DevSettings
 from devtools.supervisor import Supervisor, free_port
+from quacknet import kafka as qkafka
 from quacknet import warehouse
 from quacknet.apikeys import SCOPE_WRITE_SCANS, add_key
 from quacknet.warehouse.migrations import migrate
@@ -35,20 +37,18 @@ def settings() -> DevSettings:
 
 @pytest.fixture(scope="session")
 def stack(settings):
-    """Kafka and ClickHouse, healthy. Reuses what already answers (a `make run` stack, or a real
-    clickhouse-server named by QUACKNET_CLICKHOUSE_URL); starts the rest and stops it afterwards."""
-    sup = Supervisor(settings)
+    """Kafka (every node of QUACKNET_KAFKA_NODES) and ClickHouse, healthy. Reuses what already answers
+    (a `make run` stack, or a real clickhouse-server named by QUACKNET_CLICKHOUSE_URL); starts the rest
+    (a cluster's nodes together) and stops it afterwards."""
     started = []
-    for svc in (KAFKA, CLICKHOUSE):
-        if _answers(svc, settings):
-            continue
-        sup.start(svc)
-        started.append(svc)
+    for group in (kafka_nodes(settings), [CLICKHOUSE]):
+        missing = [svc for svc in group if not _answers(svc, settings)]
+        if missing:  # and their after-start steps: the Kafka services' logins and ACLs, ClickHouse's migrations
+            started += ensure_services(settings, missing, echo=lambda line: None)
     if CLICKHOUSE not in started:
         _require_login(settings)  # one we started has our login; one we found may not
     yield settings
-    for svc in reversed(started):
-        sup.stop(svc)
+    stop_services(settings, started, echo=lambda line: None)
 
 
 def _require_login(settings) -> None:
@@ -81,7 +81,15 @@ def unique_name(request) -> str:
 
 @pytest.fixture(scope="session")
 def admin(stack) -> AdminClient:
-    return AdminClient({"bootstrap.servers": stack.kafka_bootstrap_servers})
+    return qkafka.admin(stack)  # the operators' login
+
+
+def created(admin: AdminClient, names: list[str], timeout_s: float = 30) -> None:
+    """Wait until every broker answers for the new topics with a leader for each partition: on a
+    cluster, the broker a client asks may learn of a topic a moment after the controller made it."""
+    wait_for(lambda: all(name in (meta := admin.list_topics(timeout=10).topics) and meta[name].error is None
+                         and meta[name].partitions and all(p.leader >= 0 for p in meta[name].partitions.values())
+                         for name in names), timeout_s, f"topics {names} in every broker's metadata")
 
 
 @pytest.fixture
@@ -89,15 +97,10 @@ def topic(admin, stack, unique_name):
     """A fresh topic for one test (the declared partition count), deleted afterwards."""
     name = unique_name.replace("_", ".")
     admin.create_topics([NewTopic(name, num_partitions=stack.scans_partitions, replication_factor=1)])[name].result(timeout=30)
-    wait_for(lambda: _has_leaders(admin, name, stack.scans_partitions), 30, f"topic {name} in the broker's metadata")
+    created(admin, [name])
     yield name
     admin.delete_topics([name])[name].result(timeout=30)
 
-
-def _has_leaders(admin: AdminClient, name: str, partitions: int) -> bool:
-    meta = admin.list_topics(name, timeout=10).topics.get(name)
-    return (meta is not None and meta.error is None and len(meta.partitions) == partitions
-            and all(p.leader >= 0 for p in meta.partitions.values()))
 
 
 @pytest.fixture
@@ -121,6 +124,7 @@ def lsettings(stack, admin, ch, topic, database, unique_name):
     migrate(ch, database)
     dlq = f"{topic}.dlq"
     admin.create_topics([NewTopic(dlq, 3, 1)])[dlq].result(timeout=30)
+    created(admin, [dlq])
     yield stack.model_copy(update={
         "scans_topic": topic, "dlq_topic": dlq, "clickhouse_database": database, "loader_batch_seconds": 0.3,
         "loader_batch_rows": 5_000, "loader_group": f"loader-{unique_name}", "loader_metrics_port": free_port(),
@@ -134,18 +138,20 @@ def served(stack, admin, tmp_path_factory):
     keys ``writer`` (no practical limit), ``one`` (1 request/s) and ``three`` (3/s)."""
     topic = f"t.served.{uuid.uuid4().hex[:8]}"
     admin.create_topics([NewTopic(topic, num_partitions=stack.scans_partitions, replication_factor=1)])[topic].result(30)
+    created(admin, [topic])
     settings = stack.model_copy(update={"home": tmp_path_factory.mktemp("qn"), "lib": stack.lib_dir, "scans_topic": topic,
                                         "api_port": free_port(), "api_workers": 2, "api_request_deadline_s": 8.0})
     keys = {"writer": add_key(settings.api_keys_path, "writer", {SCOPE_WRITE_SCANS}, 1_000_000),
             "one": add_key(settings.api_keys_path, "one", {SCOPE_WRITE_SCANS}, 1),
             "three": add_key(settings.api_keys_path, "three", {SCOPE_WRITE_SCANS}, 3)}
     sup = Supervisor(settings)
-    sup.start(API)
-    try:
-        yield settings, keys, sup
-    finally:
-        sup.stop(API)
-        admin.delete_topics([topic])
+    with devkafka.granted(settings, ("api",)):  # it runs as the API's principal: WRITE on this topic
+        sup.start(API)
+        try:
+            yield settings, keys, sup
+        finally:
+            sup.stop(API)
+            admin.delete_topics([topic])
 
 
 @pytest.fixture(scope="session")
@@ -159,11 +165,7 @@ def airflow_db():
 def connections(monkeypatch, stack):
     """AIRFLOW_CONN_* for the test stack; a test may point clickhouse_default at its own database."""
     def point(settings):
-        monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps(
-            {"conn_type": "kafka", "extra": {"bootstrap.servers": settings.kafka_bootstrap_servers}}))
-        monkeypatch.setenv("AIRFLOW_CONN_CLICKHOUSE_DEFAULT", json.dumps({
-            "conn_type": "clickhouse", "host": settings.clickhouse_host, "port": settings.clickhouse_port,
-            "login": settings.clickhouse_user, "password": settings.clickhouse_password.get_secret_value(),
-            "schema": settings.clickhouse_database}))
+        for name, value in airflow_support.connection_env(settings).items():
+            monkeypatch.setenv(name, value)
     point(stack)
     return point

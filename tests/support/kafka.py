@@ -6,7 +6,7 @@ import datetime as dt
 import random
 import time
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from devtools.samples import scan_payload
 from quacknet import kafka as qkafka
@@ -31,8 +31,7 @@ def produce(settings, n: int, rng: random.Random | None = None, devices: int = 5
 
 def read_topic(settings, topic: str, timeout_s: float = 30.0) -> list:
     """Every message on the topic now (from each partition's start to its end offset)."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "test-reader",
-                         "enable.auto.commit": False})
+    consumer = qkafka.consumer(settings, "test-reader")
     try:
         parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ends = {}

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from devtools import airflow
+from devtools import kafka as devkafka
 from devtools.services import AIRFLOW
 from devtools.supervisor import Supervisor, free_port
 from tests.support.kafka import end_offsets, produce
@@ -30,14 +31,16 @@ def airflow_stack(lsettings, tmp_path):
                                             "airflow_worker_log_port": free_port(), "airflow_triggerer_log_port": free_port()})
     sup = Supervisor(settings)
     started = []
-    try:
-        for svc in AIRFLOW:
-            sup.start(svc)
-            started.append(svc)
-        yield settings
-    finally:
-        for svc in reversed(started):
-            sup.stop(svc)
+    # its tasks run as Airflow's Kafka principal: the ACLs on this test's topics and group
+    with devkafka.granted(settings, ("airflow",)):
+        try:
+            for svc in AIRFLOW:
+                sup.start(svc)
+                started.append(svc)
+            yield settings
+        finally:
+            for svc in reversed(started):
+                sup.stop(svc)
 
 
 def _replay_form(page, base: str, settings):

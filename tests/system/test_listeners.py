@@ -9,8 +9,8 @@ import socket
 import psutil
 import pytest
 
-from devtools.cli import start_services
-from devtools.services import SERVICES
+from devtools.cli import start_services, stop_services
+from devtools.services import stack
 from devtools.settings import DevSettings
 from devtools.supervisor import Supervisor
 from tests.support.stack import own_ports
@@ -22,12 +22,10 @@ LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1"}  # the JVM's IPv4 loopback is the I
 def whole_stack(tmp_path_factory):
     settings = own_ports(DevSettings(), tmp_path_factory.mktemp("listeners") / "qn")
     try:
-        assert start_services(settings, SERVICES), "the stack did not start (see its logs)"
+        assert start_services(settings, stack(settings)), "the stack did not start (see its logs)"
         yield settings
     finally:
-        sup = Supervisor(settings)
-        for svc in reversed(SERVICES):
-            sup.stop(svc)
+        stop_services(settings, stack(settings))
 
 
 def _sockets(proc: psutil.Process) -> list[tuple[str, str, int]]:
@@ -44,7 +42,7 @@ def _sockets(proc: psutil.Process) -> list[tuple[str, str, int]]:
 def test_every_listening_socket_of_the_stack_is_on_loopback(whole_stack):
     sup = Supervisor(whole_stack)
     listening = []
-    for svc in SERVICES:
+    for svc in stack(whole_stack):
         proc = sup.process(svc)
         assert proc is not None, f"{svc.name} is not running"
         for p in [proc, *proc.children(recursive=True)]:
@@ -53,7 +51,7 @@ def test_every_listening_socket_of_the_stack_is_on_loopback(whole_stack):
             except psutil.NoSuchProcess:
                 continue  # a short-lived child (a task runner) ended while we looked
     ports = {port for *_, port in listening}
-    declared = {port for svc in SERVICES for port in svc.ports(whole_stack)}
+    declared = {port for svc in stack(whole_stack) for port in svc.ports(whole_stack)}
     assert declared <= ports, f"declared ports not seen listening: {sorted(declared - ports)}"
     exposed = [entry for entry in listening if entry[3] not in LOOPBACK]
     assert exposed == [], f"listening beyond loopback: {exposed}"

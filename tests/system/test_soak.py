@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 
 from devtools import soak
-from devtools.cli import start_services
-from devtools.services import SERVICES
+from devtools.cli import start_services, stop_services
+from devtools.services import stack
 from devtools.settings import DevSettings
-from devtools.supervisor import Supervisor
 from tests.support.stack import own_ports
 
 pytestmark = pytest.mark.integration
@@ -21,12 +20,10 @@ def own_stack(tmp_path):
     settings = own_ports(DevSettings(), tmp_path / "qn",
                          api_delivery_timeout_ms=4000, api_spool_resend_interval_s=0.5, loader_retry_max_s=2.0)
     try:
-        assert start_services(settings, SERVICES), "the soak's stack did not start (see its logs)"
+        assert start_services(settings, stack(settings)), "the soak's stack did not start (see its logs)"
         yield settings
     finally:
-        sup = Supervisor(settings)
-        for svc in reversed(SERVICES):
-            sup.stop(svc)
+        stop_services(settings, stack(settings))
 
 
 def test_short_soak_with_every_fault_loses_nothing_and_doubles_nothing(own_stack):

@@ -32,3 +32,36 @@ def test_partitions_grow_and_drifted_configs_come_back():
 def test_a_topic_is_never_shrunk():
     with pytest.raises(TopicError, match="cannot shrink"):
         diff(SPEC, TopicState(12, dict(SPEC.configs)))
+
+
+def test_replication_follows_the_cluster_three_copies_two_in_sync():
+    from quacknet.topics import replication
+
+    assert [replication(n) for n in (1, 2, 3, 5)] == [(1, 1), (2, 1), (3, 2), (3, 2)]
+
+
+def test_the_declaration_on_three_brokers_asks_three_copies_and_two_in_sync(tmp_path):
+    for spec in specs(Settings(home=tmp_path), brokers=3):
+        assert spec.replication_factor == 3 and spec.configs["min.insync.replicas"] == "2"
+    assert {s.replication_factor for s in specs(Settings(home=tmp_path))} == {1}
+
+
+def test_a_replication_below_the_declaration_is_raised_and_one_above_only_reported():
+    spec = TopicSpec("t", 3, {}, replication_factor=3)
+    [low] = diff(spec, TopicState(3, {}, {0: [1], 1: [2, 3, 1], 2: [3]}))
+    assert (low.action, low.detail) == ("reassign", "replication of partition(s) 0, 2: 1 -> 3")
+    [high] = diff(TopicSpec("t", 3, {}, replication_factor=2), TopicState(3, {}, {0: [1, 2, 3], 1: [2, 3], 2: [3, 1]}))
+    assert high.action == "report" and "partition(s) 0 is 3" in high.detail and "left as it is" in high.detail
+    assert diff(spec, TopicState(3, {}, {0: [1, 2, 3], 1: [2, 3, 1], 2: [3, 1, 2]})) == []
+
+
+def test_a_reassignment_keeps_each_leader_first_and_spreads_the_new_copies():
+    from quacknet.topics import reassignment
+
+    plan = reassignment({0: [1], 1: [2], 2: [3], 3: [1], 4: [2], 5: [3]}, 3, [1, 2, 3])
+    assert all(plan[p][0] == r for p, r in {0: 1, 1: 2, 2: 3, 3: 1, 4: 2, 5: 3}.items())
+    assert all(sorted(r) == [1, 2, 3] for r in plan.values())
+    assert reassignment({0: [1, 2, 3]}, 3, [1, 2, 3]) == {}  # nothing to move
+    assert reassignment({0: [2]}, 2, [1, 2, 3])[0][0] == 2
+    with pytest.raises(TopicError, match="needs 3 brokers; 2 answer"):
+        reassignment({0: [1]}, 3, [1, 2])

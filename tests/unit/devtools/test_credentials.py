@@ -68,7 +68,9 @@ def test_an_explicit_password_wins_over_the_generated_one(monkeypatch, tmp_path)
     monkeypatch.setenv("QUACKNET_CLICKHOUSE_PASSWORD", "from-the-environment")
     settings = DevSettings(home=tmp_path)
     assert (settings.clickhouse_user, settings.clickhouse_password.get_secret_value()) == ("analyst", "from-the-environment")
-    assert not (tmp_path / "credentials.env").exists()
+    written = credentials.read_file(tmp_path / "credentials.env")  # the Kafka logins only: no ClickHouse login made up
+    assert "CLICKHOUSE_PASSWORD" not in written and "CLICKHOUSE_USER" not in written
+    assert written["KAFKA_ADMIN_PASSWORD"] == settings.kafka_password.get_secret_value()
 
 
 def test_every_service_and_airflows_connection_get_the_login(monkeypatch, tmp_path):

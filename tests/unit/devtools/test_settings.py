@@ -34,3 +34,23 @@ def test_to_env_rebuilds_the_same_settings_in_a_child(monkeypatch, tmp_path):
         monkeypatch.setenv(key, value)
     assert DevSettings() == original
     assert Settings().kafka_bootstrap_servers == "127.0.0.1:19092"  # the product process sees the same broker
+
+
+def test_a_cluster_s_nodes_take_ports_two_apart_from_node_1_s(monkeypatch, tmp_path):
+    for key in list(os.environ):
+        if key.startswith("QUACKNET_"):
+            monkeypatch.delenv(key)
+    s = DevSettings(home=tmp_path, kafka_nodes=3)
+    assert [s.kafka_node_ports(n) for n in (1, 2, 3)] == [(9092, 9093), (9094, 9095), (9096, 9097)]
+    assert s.kafka_bootstrap_servers == "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096"
+    moved = DevSettings(home=tmp_path, kafka_nodes=3, kafka_port=49092, kafka_controller_port=49093)
+    assert moved.kafka_bootstrap_servers == "127.0.0.1:49092,127.0.0.1:49094,127.0.0.1:49096"  # a stack of its own
+    assert DevSettings(home=tmp_path).kafka_bootstrap_servers == "127.0.0.1:9092"  # one node stays the default
+
+
+def test_node_ports_that_would_collide_are_refused(tmp_path):
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="overlapping ports"):
+        DevSettings(home=tmp_path, kafka_nodes=3, kafka_port=9092, kafka_controller_port=9094)

@@ -64,3 +64,25 @@ def test_a_port_taken_by_a_stranger_is_reported(sup):
         svc = _http_service(s.getsockname()[1])
         with pytest.raises(ServiceError, match="already in use"):
             sup.start(svc)
+
+
+def test_a_group_is_launched_together_and_stopped_together(tmp_path):
+    """Like a cluster's nodes: neither is healthy before both run, so one at a time could never start."""
+    sup = Supervisor(DevSettings(home=tmp_path, service_start_timeout_s=20))
+    ports = [free_port(), free_port()]
+
+    def node(i: int) -> Service:
+        return Service(name=f"node-{i}", command=lambda s: [sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+                                                            str(ports[i])],
+                       healthy=lambda s: all(port_open("127.0.0.1", p) for p in ports), ports=lambda s: [ports[i]],
+                       describe=lambda s: "", group="pair", stop_timeout_s=10)
+
+    pair = [node(0), node(1)]
+    with pytest.raises(ServiceError, match="node-0 did not become healthy"):
+        Supervisor(DevSettings(home=tmp_path, service_start_timeout_s=2)).start(pair[0])
+    results = sup.start_group(pair)
+    try:
+        assert [started for _, started in results] == [True, True] and all(st.healthy for st, _ in results)
+    finally:
+        assert sup.stop_group(pair) == {"node-0": True, "node-1": True}
+    assert not any(port_open("127.0.0.1", p) for p in ports)
