@@ -2,12 +2,21 @@
 onto the dead-letter topic. The one write path for the loader and replays alike.
 
 Exactly-once *results*: a driver commits (or reports) a batch only after ``store`` and
-``dead_letter`` succeeded, so a crash can only re-deliver, never lose. A re-delivered scan (and a
-phone retry, a spool re-send, a replay) produces a row with the same sorting key as its first
-copy, and ``quacknet.scans`` reads ``scans_store FINAL``: copies are never counted twice.
+``dead_letter`` succeeded, so a crash can only re-deliver, never lose. The store is keyed by
+``scan_id`` alone, so a re-delivered scan (and a phone retry, a spool re-send, a replay) collapses
+into one row with its other copies whatever they differ in, and ``quacknet.scans`` reads
+``scans_store FINAL``: copies are never counted twice.
+
+Conflicting copies (same ``scan_id``, other contents) are counted as the sink stores them: copies in
+one batch, and copies of scans this sink stored lately (``RecentScans``: a bounded memory of
+scan_ids, so that only the few scans seen again are looked up; looking every scan up would read
+the whole store for each batch). The record of every copy is ``<db>.scan_copies`` (``scan_lineage``).
 """
 
 from __future__ import annotations
+
+import uuid
+from collections import deque
 
 from confluent_kafka import Producer
 
@@ -24,7 +33,33 @@ log = get_logger(__name__)
 LEDGER_COLUMNS = ["topic", "partition", "first_offset", "last_offset", "source"]
 # A batch spanning many months writes many partitions: the server's default (refuse more than 100
 # per insert, as TOO_MANY_PARTS, which is retriable) would hold the loader on one batch for ever.
-INSERT_SETTINGS = {"date_time_input_format": "best_effort", "throw_on_max_partitions_per_insert_block": 0}
+# On a cluster (a Distributed scans_store) the insert returns only once every shard has its rows:
+# otherwise it would be acknowledged, and the offsets committed, while the rows wait in a local queue.
+INSERT_SETTINGS = {"date_time_input_format": "best_effort", "throw_on_max_partitions_per_insert_block": 0,
+                   "distributed_foreground_insert": 1}
+RECENT_SCANS = 1_000_000  # scan_ids a sink remembers, to notice copies of them (about 70 MB)
+CONTENTS = """SELECT scan_id, uniqExact(content_hash) FROM {db:Identifier}.scan_copies
+WHERE scan_id IN {ids:Array(UUID)} GROUP BY scan_id"""
+
+
+class RecentScans:
+    """The last ``capacity`` scan_ids stored (as hashes), oldest forgotten first."""
+
+    def __init__(self, capacity: int = RECENT_SCANS):
+        self.capacity = capacity
+        self._seen: set[int] = set()
+        self._order: deque[int] = deque()
+
+    def seen(self, scan_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+        seen = self._seen
+        return [s for s in scan_ids if hash(s) in seen]
+
+    def remember(self, scan_ids: list[uuid.UUID]) -> None:
+        fresh = {hash(s) for s in scan_ids} - self._seen
+        self._seen |= fresh
+        self._order.extend(fresh)
+        while len(self._order) > self.capacity:
+            self._seen.discard(self._order.popleft())
 
 
 def dead_letter_headers(poison: Poison) -> list[tuple[str, bytes]]:
@@ -48,21 +83,38 @@ class Sink:
         self.database = database or settings.clickhouse_database
         self.client = warehouse.client(settings)
         self.dlq: Producer = kafka.producer(settings)
+        self.recent = RecentScans()
 
     def store(self, batch: Batch) -> None:
         """Rows first, then the ledger of the offsets the batch covered (rows, poison and in-batch
         copies alike; the completeness audit needs ranges, which merges would erase from rows).
-        Either may be repeated: copies collapse. Raises ``Unavailable`` or ``warehouse.Refused``."""
+        Either may be repeated: copies collapse. Sets ``batch.conflicting``: superseded copies whose
+        contents differed, among the scans copied within the batch or stored lately by this sink.
+        Raises ``Unavailable`` or ``warehouse.Refused``."""
         table = f"{self.database}.scans_store"
+        scan_ids = batch.scan_ids()
         try:
+            again = sorted({*batch.differing, *self.recent.seen(scan_ids)})
+            if again and batch.stored_contents is None:
+                batch.stored_contents = self._contents(again)
             if batch.rows:
                 self.client.raw_insert(table, ROW_COLUMNS, batch.json_rows(), fmt="JSONCompactEachRow",
                                        settings=INSERT_SETTINGS)
             ledger = [[topic, partition, first, last, self.source] for topic, partition, first, last in batch.ranges()]
             if ledger:
                 self.client.insert(f"{self.database}.load_ledger", ledger, column_names=LEDGER_COLUMNS)
+            if again:
+                before, after = batch.stored_contents, self._contents(again)
+                # each scan's contents beyond its first: the superseded copies that differed
+                batch.conflicting = sum(max(0, n - max(1, before.get(s, 0))) for s, n in after.items())
         except warehouse.ClickHouseDriverError as exc:
             raise warehouse.failure(exc, f"storing {batch.messages} messages into {table}") from exc
+        self.recent.remember(scan_ids)
+
+    def _contents(self, scan_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """How many different contents each scan's stored copies have."""
+        rows = self.client.query(CONTENTS, parameters={"db": self.database, "ids": scan_ids}).result_rows
+        return dict(rows)
 
     def dead_letter(self, poison: list[Poison], timeout_s: float = 30) -> int:
         """Send poison to the dead-letter topic and wait for the broker; returns how many it did not take."""
