@@ -38,8 +38,13 @@ LEDGER_COLUMNS = ["topic", "partition", "first_offset", "last_offset", "source"]
 INSERT_SETTINGS = {"date_time_input_format": "best_effort", "throw_on_max_partitions_per_insert_block": 0,
                    "distributed_foreground_insert": 1}
 RECENT_SCANS = 1_000_000  # scan_ids a sink remembers, to notice copies of them (about 70 MB)
-CONTENTS = """SELECT scan_id, uniqExact(content_hash) FROM {db:Identifier}.scan_copies
-WHERE scan_id IN {ids:Array(UUID)} GROUP BY scan_id"""
+# Sets of scan_ids go to the server as a temporary table of the client's session (a parameter
+# would put them in the request line or a form field, which servers and proxies bound); GLOBAL IN
+# ships it to the shards of a cluster.
+IDS_TABLE = "_quacknet_scan_ids"
+CONTENTS = f"""SELECT scan_id, uniqExact(content_hash) FROM {{db:Identifier}}.scan_copies
+WHERE scan_id GLOBAL IN (SELECT scan_id FROM {IDS_TABLE}) GROUP BY scan_id"""
+HELD = f"SELECT uniqExact(scan_id) FROM {{db:Identifier}}.scans WHERE scan_id GLOBAL IN (SELECT scan_id FROM {IDS_TABLE})"
 
 
 class RecentScans:
@@ -111,10 +116,22 @@ class Sink:
             raise warehouse.failure(exc, f"storing {batch.messages} messages into {table}") from exc
         self.recent.remember(scan_ids)
 
+    def held(self, scan_ids: list[uuid.UUID]) -> int:
+        """How many of these scans the exact view holds (a replay's measure of what it added)."""
+        try:
+            return self._over_ids(scan_ids, HELD)[0][0]
+        except warehouse.ClickHouseDriverError as exc:
+            raise warehouse.failure(exc, f"looking up {len(scan_ids)} scans in {self.database}.scans") from exc
+
     def _contents(self, scan_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
         """How many different contents each scan's stored copies have."""
-        rows = self.client.query(CONTENTS, parameters={"db": self.database, "ids": scan_ids}).result_rows
-        return dict(rows)
+        return dict(self._over_ids(scan_ids, CONTENTS))
+
+    def _over_ids(self, scan_ids: list[uuid.UUID], sql: str) -> list:
+        self.client.command(f"CREATE TEMPORARY TABLE IF NOT EXISTS {IDS_TABLE} (scan_id UUID) ENGINE = Memory")
+        self.client.command(f"TRUNCATE TABLE {IDS_TABLE}")
+        self.client.insert(IDS_TABLE, [[s] for s in scan_ids], column_names=["scan_id"])
+        return self.client.query(sql, parameters={"db": self.database}).result_rows
 
     def dead_letter(self, poison: list[Poison], timeout_s: float = 30) -> int:
         """Send poison to the dead-letter topic and wait for the broker; returns how many it did not take."""
