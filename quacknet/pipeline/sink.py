@@ -60,11 +60,13 @@ class RecentScans:
         return [s for s in scan_ids if hash(s) in seen]
 
     def remember(self, scan_ids: list[uuid.UUID]) -> None:
-        fresh = {hash(s) for s in scan_ids} - self._seen
-        self._seen |= fresh
-        self._order.extend(fresh)
-        while len(self._order) > self.capacity:
-            self._seen.discard(self._order.popleft())
+        seen, order = self._seen, self._order
+        for digest in map(hash, scan_ids):
+            if digest not in seen:
+                seen.add(digest)
+                order.append(digest)
+        while len(order) > self.capacity:
+            seen.discard(order.popleft())
 
 
 def dead_letter_headers(poison: Poison) -> list[tuple[str, bytes]]:
