@@ -104,6 +104,10 @@ def test_todays_store_with_conflicting_copies_migrates_to_one_row_per_scan_holdi
     for name, winner in winners.items():
         got = after[str(winner.scan_id)]
         assert {k: got[k] for k in expected_row(winner)} == expected_row(winner), name
+    lost, won = writes[0][0], winners["lat/lon"]  # a condition only the superseded copy meets finds nothing
+    where = "scan_id = {id:UUID} AND lat = {lat:Float64} AND lon = {lon:Float64}"
+    assert [ch.command(f"SELECT count() FROM {database}.scans WHERE {where}",
+                       parameters={"id": str(s.scan_id), "lat": s.lat, "lon": s.lon}) for s in (lost, won)] == [0, 1]
     for s in plain:  # everything else as it was, every column
         assert after[str(s.scan_id)] == before[str(s.scan_id)]
     assert ch.command(f"SELECT count() FROM {database}.load_ledger") == 1

@@ -35,7 +35,10 @@ def test_migrations_are_numbered_in_order_and_rerunnable():
             for step in migration.steps(layout):
                 # SQL creates only what is missing; the other steps look at the schema first
                 # (their re-runs are tested on the engine: tests/integration/test_store_migration.py)
-                assert (" IF NOT EXISTS " in step) if isinstance(step, str) else callable(step), step
+                if isinstance(step, str):
+                    assert " IF NOT EXISTS " in step or step.startswith("CREATE OR REPLACE VIEW "), step
+                else:
+                    assert callable(step), step
     first = MIGRATIONS[0].statements()[0]  # history: the design migration 4 moves away from
     assert "ORDER BY (h3_r8, technology, observed_at, scan_id)" in first and "PARTITION BY toYYYYMM(observed_at)" in first
 
@@ -51,3 +54,11 @@ def test_the_store_is_keyed_by_scan_id_alone_and_versioned_by_receive_time():
     assert set(CONTENT_COLUMNS) == set(CLICKHOUSE_TYPES) - {"scan_id", "received_at"}
     assert [s for s in MIGRATIONS[3].statements() if "scans_store_next" in s] == [
         store.replace("{db}.scans_store", "{db}.scans_store_next")]
+
+
+def test_the_view_lets_only_lookups_by_scan_id_run_before_final():
+    """The exact view moves conditions to PREWHERE under FINAL; ClickHouse moves only those on the
+    sorting key, which is scan_id alone: any other condition still judges the row FINAL kept."""
+    [view] = [s for s in MIGRATIONS[3].statements() if s.startswith("CREATE OR REPLACE VIEW {db}.scans ")]
+    assert view.endswith("FROM {db}.scans_store FINAL SETTINGS optimize_move_to_prewhere_if_final = 1")
+    assert scans_store_ddl(SINGLE_SERVER, "scans_store").rstrip().endswith("ORDER BY scan_id")
