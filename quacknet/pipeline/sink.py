@@ -16,7 +16,7 @@ the whole store for each batch). The record of every copy is ``<db>.scan_copies`
 from __future__ import annotations
 
 import uuid
-from collections import deque
+from operator import attrgetter
 
 from confluent_kafka import Producer
 
@@ -37,7 +37,8 @@ LEDGER_COLUMNS = ["topic", "partition", "first_offset", "last_offset", "source"]
 # otherwise it would be acknowledged, and the offsets committed, while the rows wait in a local queue.
 INSERT_SETTINGS = {"date_time_input_format": "best_effort", "throw_on_max_partitions_per_insert_block": 0,
                    "distributed_foreground_insert": 1}
-RECENT_SCANS = 1_000_000  # scan_ids a sink remembers, to notice copies of them (about 70 MB)
+_UUID_INT = attrgetter("int")
+RECENT_SCANS = 500_000  # scan_ids a sink remembers (at least half of them), to notice copies (at most about 35 MB)
 # Sets of scan_ids go to the server as a temporary table of the client's session (a parameter
 # would put them in the request line or a form field, which servers and proxies bound); GLOBAL IN
 # ships it to the shards of a cluster.
@@ -48,25 +49,30 @@ HELD = f"SELECT uniqExact(scan_id) FROM {{db:Identifier}}.scans WHERE scan_id GL
 
 
 class RecentScans:
-    """The last ``capacity`` scan_ids stored (as hashes), oldest forgotten first."""
+    """The scan_ids stored lately: at least the last ``capacity / 2``, at most ``capacity``. Two
+    generations of sets of the ids' integer hashes, the older dropped whole when the newer fills:
+    a batch costs a few C-level set operations (the insert thread shares the GIL with decoding)."""
 
     def __init__(self, capacity: int = RECENT_SCANS):
-        self.capacity = capacity
-        self._seen: set[int] = set()
-        self._order: deque[int] = deque()
+        self.generation = capacity // 2
+        self._new: set[int] = set()
+        self._old: set[int] = set()
 
-    def seen(self, scan_ids: list[uuid.UUID]) -> list[uuid.UUID]:
-        seen = self._seen
-        return [s for s in scan_ids if hash(s) in seen]
+    @staticmethod
+    def keys(scan_ids: list[uuid.UUID]) -> list[int]:
+        return list(map(hash, map(_UUID_INT, scan_ids)))
 
-    def remember(self, scan_ids: list[uuid.UUID]) -> None:
-        seen, order = self._seen, self._order
-        for digest in map(hash, scan_ids):
-            if digest not in seen:
-                seen.add(digest)
-                order.append(digest)
-        while len(order) > self.capacity:
-            seen.discard(order.popleft())
+    def seen(self, scan_ids: list[uuid.UUID], keys: list[int]) -> list[uuid.UUID]:
+        hits = self._new.intersection(keys) | self._old.intersection(keys)
+        return [s for s, k in zip(scan_ids, keys, strict=True) if k in hits] if hits else []
+
+    def remember(self, keys: list[int]) -> None:
+        self._new.update(keys)
+        if len(self._new) >= self.generation:
+            self._old, self._new = self._new, set()
+
+    def __len__(self) -> int:
+        return len(self._new | self._old)
 
 
 def dead_letter_headers(poison: Poison) -> list[tuple[str, bytes]]:
@@ -100,8 +106,9 @@ class Sink:
         Raises ``Unavailable`` or ``warehouse.Refused``."""
         table = f"{self.database}.scans_store"
         scan_ids = batch.scan_ids()
+        keys = self.recent.keys(scan_ids)
         try:
-            again = sorted({*batch.differing, *self.recent.seen(scan_ids)})
+            again = sorted({*batch.differing, *self.recent.seen(scan_ids, keys)})
             if again and batch.stored_contents is None:
                 batch.stored_contents = self._contents(again)
             if batch.rows:
@@ -116,7 +123,7 @@ class Sink:
                 batch.conflicting = sum(max(0, n - max(1, before.get(s, 0))) for s, n in after.items())
         except warehouse.ClickHouseDriverError as exc:
             raise warehouse.failure(exc, f"storing {batch.messages} messages into {table}") from exc
-        self.recent.remember(scan_ids)
+        self.recent.remember(keys)
 
     def held(self, scan_ids: list[uuid.UUID]) -> int:
         """How many of these scans the exact view holds (a replay's measure of what it added)."""
