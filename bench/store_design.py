@@ -16,7 +16,10 @@ first as loaded (background merges still at work), then after ``OPTIMIZE ... FIN
 per partition: FINAL has nothing left to merge). Figures: medians, and new / today as a ratio.
 Targets: coverage <= 1.5x today's time with identical answers; point lookup < 50 ms.
 
-    .venv/bin/python -m bench.store_design [--scans 10000000] [--reps 7] [--keep]
+    .venv/bin/python -m bench.store_design [--scans 10000000] [--reps 7] [--months 1] [--keep]
+
+``--months 3`` spreads the scans over three months: today's design reads one month's partition for
+a week, the scan_id-keyed store reads all of them (its price, in docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ SETTINGS = {"max_execution_time": 0}
 SCAN_ID = "reinterpretAsUUID(concat(reinterpretAsString(cityHash64(n, 11)), reinterpretAsString(cityHash64(n, 12))))"
 
 
-def generated(first: int, n: int, resent: bool = False) -> str:
+def generated(first: int, n: int, resent: bool = False, months: int = 1) -> str:
     """SQL for scans number first .. first+n-1, the same on every call; ``resent``: their copies,
     received an hour later with another RSRP (a phone's retry)."""
     salt = int(resent)
@@ -58,7 +61,7 @@ def generated(first: int, n: int, resent: bool = False) -> str:
     return f"""SELECT
   {SCAN_ID} AS scan_id,
   concat('phone-', toString(cityHash64(n, 10) % {DEVICES})) AS device_id,
-  toDateTime64('{MONTH:%Y-%m-%d %H:%M:%S}', 3, 'UTC') + toIntervalMillisecond(toUInt64({u(8)} * 31 * 86400000)) AS observed_at,
+  toDateTime64('{MONTH:%Y-%m-%d %H:%M:%S}', 3, 'UTC') + toIntervalMillisecond(toUInt64({u(8)} * {31 * months} * 86400000)) AS observed_at,
   observed_at + toIntervalMillisecond(toUInt64({u(9)} * 600000) + {salt} * 3600000) AS received_at,
   if({in_city}, {cities}[1 + cityHash64(n, 3) % 20].1 + ({u(5)} + {u(6)} + {u(7)} - 1.5) * 0.12, 47.3 + {u(1)} * 7.7) AS lat,
   if({in_city}, {cities}[1 + cityHash64(n, 3) % 20].2 + ({u(15)} + {u(16)} + {u(17)} - 1.5) * 0.18, 5.9 + {u(2)} * 9.1) AS lon,
@@ -91,13 +94,13 @@ def create(client, database: str, design: str) -> None:
             client.command(statement.replace("{db}", database))
 
 
-def load(client, database: str, n: int) -> float:
+def load(client, database: str, n: int, months: int) -> float:
     columns = ", ".join([*CLICKHOUSE_TYPES, *LINEAGE])
     started = time.perf_counter()
     for first in range(0, n, CHUNK):
-        client.command(f"INSERT INTO {database}.scans_store ({columns}) {generated(first, min(CHUNK, n - first))}",
+        client.command(f"INSERT INTO {database}.scans_store ({columns}) {generated(first, min(CHUNK, n - first), months=months)}",
                        settings=SETTINGS)
-    client.command(f"INSERT INTO {database}.scans_store ({columns}) {generated(0, n // 50, resent=True)}", settings=SETTINGS)
+    client.command(f"INSERT INTO {database}.scans_store ({columns}) {generated(0, n // 50, True, months)}", settings=SETTINGS)
     return time.perf_counter() - started
 
 
@@ -146,6 +149,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scans", type=int, default=10_000_000)
     parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--months", type=int, default=1, help="spread the scans over this many months (the queries "
+                        "still ask for one week and one day): what a longer history costs each design")
     parser.add_argument("--keep", action="store_true", help="keep the two databases afterwards")
     args = parser.parse_args()
     settings = DevSettings()
@@ -157,11 +162,12 @@ def main() -> None:
         loads = {}
         for design, db in dbs.items():
             create(client, db, design)
-            loads[design] = load(client, db, args.scans)
+            loads[design] = load(client, db, args.scans, args.months)
         rows = {d: client.command(f"SELECT count() FROM {db}.scans_store") for d, db in dbs.items()}
         size = {d: client.command(f"SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '{db}' AND active")
                 for d, db in dbs.items()}
-        print(f"scans                         {args.scans:,} over {MONTH:%B %Y} and Germany, plus {args.scans // 50:,} "
+        span = f"{MONTH:%B %Y}" + (f" and the {args.months - 1} months after" if args.months > 1 else "")
+        print(f"scans                         {args.scans:,} over {span} and Germany, plus {args.scans // 50:,} "
               f"re-sent copies; {rows['new']:,} rows stored per design")
         print(f"load (INSERT ... SELECT)      today {loads['today']:.1f} s, new {loads['new']:.1f} s "
               f"(new / today {loads['new'] / loads['today']:.2f}x; the new store also fills the copies' lineage)")
