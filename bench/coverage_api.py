@@ -13,7 +13,7 @@ API under gunicorn (the stack's worker settings) on that database; then
 
 Needs the local stack's ClickHouse (`make run`). Prints figures; asserts every answer was a 200.
 
-    .venv/bin/python -m bench.coverage_api [--scans 1000000] [--rate 20] [--seconds 30]
+    .venv/bin/python -m bench.coverage_api [--scans 1000000] [--rate 5] [--seconds 30]
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scans", type=int, default=1_000_000)
-    parser.add_argument("--rate", type=float, default=20.0, help="requests per second offered to the API")
+    parser.add_argument("--rate", type=float, default=5.0, help="requests per second offered to the API")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--baseline", type=int, default=100, help="direct queries for the baseline")
     args = parser.parse_args()

@@ -72,14 +72,17 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="qn-bench-") as tmp:
         settings = DevSettings(home=Path(tmp) / "gw", clickhouse_url=f"http://127.0.0.1:{free_port()}", log_json=True)
+        # the gateway wants the generated login (settings carry it); in the URL, for the child processes
+        url = settings.clickhouse_url.replace(
+            "://", f"://{settings.clickhouse_user}:{settings.clickhouse_password.get_secret_value()}@")
         sup = Supervisor(settings)
         sup.start(CLICKHOUSE)
         try:
             inproc, lz4, plain = [], [], []
             for _ in range(2):  # alternate sides so machine noise hits all of them
                 inproc += _in_child(_inprocess, str(Path(tmp) / "inproc"), args.rows, args.reps)
-                lz4 += _in_child(_gateway, settings.clickhouse_url, "lz4", args.rows, args.reps)
-                plain += _in_child(_gateway, settings.clickhouse_url, False, args.rows, args.reps)
+                lz4 += _in_child(_gateway, url, "lz4", args.rows, args.reps)
+                plain += _in_child(_gateway, url, False, args.rows, args.reps)
         finally:
             sup.stop(CLICKHOUSE)
     base = statistics.median(inproc)

@@ -2,7 +2,10 @@
 
 SQLite metadata and the LocalExecutor under ``.quacknet/data/airflow``; the admin's generated
 password and the JWT secret are kept there (the password also in credentials.env); connections
-``kafka_default`` and ``clickhouse_default`` come from AIRFLOW_CONN_* built from the settings.
+``kafka_default`` and ``clickhouse_default`` come from AIRFLOW_CONN_* built from the settings
+(the latter with the local ClickHouse's generated login). Every listener binds 127.0.0.1: the
+scheduler and the triggerer skip their own log servers, which would bind every interface, and
+``devtools.airflow_logs`` serves them on loopback instead.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import urllib.parse
 import urllib.request
 
 from devtools import credentials
+from devtools.airflow_logs import LOOPBACK
 from devtools.settings import PROJECT_ROOT, DevSettings
-from devtools.supervisor import ServiceError
+from devtools.supervisor import ServiceError, port_open
 from quacknet.logs import get_logger
 from quacknet.retry import Backoff
 
@@ -46,6 +50,9 @@ def env(settings: DevSettings) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
         "AIRFLOW__API__BASE_URL": base,
         "AIRFLOW__API_AUTH__JWT_SECRET": _secret(settings),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(settings.airflow_worker_log_port),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(settings.airflow_triggerer_log_port),
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "devtools.airflow_logs.loopback_hostname",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(h / "passwords.json"),
         "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": settings.kafka_bootstrap_servers}}),
@@ -90,8 +97,18 @@ def command(component: str):
         cmd = [sys.executable, "-m", "airflow", component]
         if component == "api-server":
             cmd += ["--host", settings.airflow_host, "--port", str(settings.airflow_port)]
+        if component in ("scheduler", "triggerer"):
+            cmd += ["--skip-serve-logs"]  # served on loopback by devtools.airflow_logs instead
         return cmd
     return build
+
+
+def log_server_command(settings: DevSettings) -> list[str]:
+    return [sys.executable, "-m", "devtools.airflow_logs"]
+
+
+def log_servers_healthy(settings: DevSettings) -> bool:
+    return all(port_open(LOOPBACK, port) for port in (settings.airflow_worker_log_port, settings.airflow_triggerer_log_port))
 
 
 def health(settings: DevSettings) -> dict:

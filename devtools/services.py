@@ -16,11 +16,14 @@ from quacknet.warehouse.migrations import migrate
 
 def _gateway_command(s: DevSettings) -> list[str]:
     return [
-        sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
+        # The config lifts gunicorn's 8190-byte clamp on request lines (see that module).
+        sys.executable, "-m", "gunicorn", "-c", "python:devtools.chgateway.gunicorn_conf", "--workers", "1",
+        # gthread whose connections time out while a request is read: a half-sent request cannot hold a thread.
+        "--worker-class", "api.workers.ThreadWorker",
         "--threads", str(s.gateway_threads), "--bind", f"{s.clickhouse_host}:{s.clickhouse_port}",
         "--timeout", "300", "--graceful-timeout", "30", "--keep-alive", "60",
         # ClickHouse accepts URIs up to 1 MiB (http_max_uri_size); clients put query parameters there.
-        "--limit-request-line", "0",
+        "--limit-request-line", str(s.gateway_max_uri_bytes),
         "--error-logfile", "-", "--log-level", "warning",
         "devtools.chgateway.app:create_app()",
     ]
@@ -124,8 +127,20 @@ def _airflow(name: str, component: str, health_key: str | None, **kw) -> Service
     )
 
 
+AIRFLOW_LOGS = Service(
+    name="airflow-logs",
+    command=airflow.log_server_command,
+    healthy=airflow.log_servers_healthy,
+    ports=lambda s: [s.airflow_worker_log_port, s.airflow_triggerer_log_port],
+    describe=lambda s: f"Airflow log servers (tasks, triggerer) http://127.0.0.1:{s.airflow_worker_log_port}, "
+                       f":{s.airflow_triggerer_log_port}",
+    env=airflow.env,
+    stop_timeout_s=30.0,
+)
+
 AIRFLOW = [
     _airflow("airflow-apiserver", "api-server", None, prepare=airflow.prepare),
+    AIRFLOW_LOGS,
     _airflow("airflow-scheduler", "scheduler", "scheduler"),
     _airflow("airflow-dag-processor", "dag-processor", "dag_processor"),
     _airflow("airflow-triggerer", "triggerer", "triggerer", after_start=airflow.create_topics),

@@ -63,7 +63,7 @@ def cmd_coverage(settings: Settings, args) -> int:
         for name, t in sorted(cell.technologies.items()):
             rows.append([cell.h3, name, f"{t.scans:,}", _num(t.median_rsrp_dbm), _num(t.median_download_kbps, 1000)])
     print(_table(rows))
-    print(f"{len(found):,} cells, {sum(c.scans for c in found):,} scans, {query.start:%Y-%m-%d %H:%M} to "
+    print(f"{len(found):,} cell{'' if len(found) == 1 else 's'}, {sum(c.scans for c in found):,} scans, {query.start:%Y-%m-%d %H:%M} to "
           f"{query.end:%Y-%m-%d %H:%M} UTC")
     return 0
 

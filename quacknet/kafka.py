@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient
 
 from quacknet.errors import InvalidInput, Unavailable
+from quacknet.retry import Backoff
 from quacknet.settings import Settings
 
 _rdkafka_log = logging.getLogger("librdkafka")
@@ -78,10 +79,29 @@ def partition_offsets(consumer: Consumer, topic: str, partitions: list[int] | No
     """Per partition of ``topic`` (or of ``partitions``): what the consumer's group has committed,
     and the log's watermarks."""
     parts = resolve_partitions(consumer, topic, partitions, timeout_s)
-    committed = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=timeout_s)
+    committed = _committed(consumer, [TopicPartition(topic, p) for p in parts], timeout_s)
     return [PartitionOffsets(tp.partition, tp.offset if tp.offset >= 0 else None,
                              *consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout_s))
             for tp in committed]
+
+
+def _committed(consumer: Consumer, tps: list[TopicPartition], timeout_s: float) -> list[TopicPartition]:
+    """The group's commits; a coordinator that is moving or still loading (a broker just started
+    or failed over) is waited for, up to ``timeout_s``, then ``Unavailable``."""
+    backoff = Backoff(0.2, 2.0, deadline_s=timeout_s)
+    while True:
+        try:
+            return consumer.committed(tps, timeout=timeout_s)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if error is None or not (error.retriable() or error.code() in _COORDINATOR_MOVING):
+                raise
+            if not backoff.sleep():
+                raise Unavailable(f"Kafka's group coordinator did not answer: {error.str()}") from exc
+
+
+_COORDINATOR_MOVING = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                       KafkaError.COORDINATOR_NOT_AVAILABLE}
 
 
 def timestamp_at(consumer: Consumer, topic: str, partition: int, offset: int, timeout_s: float = 10) -> int | None:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import chdb
 
+from devtools.chgateway import lockdown
+from devtools.chgateway.policy import Policy, Statement
 from devtools.chgateway.protocol import GatewayError, error_code
 from quacknet.logs import get_logger
 
@@ -65,8 +67,9 @@ def _engine_error(exc: Exception) -> GatewayError:
 
 
 class Session:
-    def __init__(self, conn, timeout_s: float):
+    def __init__(self, conn, timeout_s: float, policy: Policy):
         self.conn = conn
+        self.policy = policy
         self.lock = threading.Lock()
         self.timeout_s = timeout_s
         self.last_used = time.monotonic()
@@ -111,6 +114,16 @@ class Session:
         self._applied.pop(name, None)
         literal = value if value.startswith("'") and value.endswith("'") and len(value) > 1 else _quote(value)
         self._run(f"SET {name} = {literal}" if changed else f"SET {name} = DEFAULT")
+
+    def _raw(self, sql: str, fmt: str, params: dict[str, str]) -> bytes:
+        return self._run(sql, fmt or "TabSeparated", params).bytes()
+
+    def check(self, sql: str, readonly: bool) -> Statement:
+        """Refuse what the statement policy refuses (a GatewayError), before it runs."""
+        return self.policy.check(self._raw, sql, readonly)
+
+    def split_inline_insert(self, sql: str, statement: Statement) -> tuple[str, str, bytes]:
+        return self.policy.split_inline_insert(self._raw, sql, statement)
 
     def query(self, sql: str, fmt: str, params: dict[str, str]) -> tuple[bytes, Summary]:
         started = time.perf_counter()
@@ -172,9 +185,13 @@ class Session:
 
 
 class Engine:
-    def __init__(self, path: str, max_sessions: int, default_timeout_s: float):
+    def __init__(self, path: str, max_sessions: int, default_timeout_s: float, config_file: str):
         self.path = path
-        self._root = chdb.connect(path)  # holds the engine (and its data-dir lock) for the process lifetime
+        # The first connection starts the engine with the lockdown config (lockdown.py) and holds
+        # it, and its data-dir lock, for the process lifetime; later connections share that engine.
+        self._root = chdb.connect(f"{path}?config-file={config_file}")
+        lockdown.plain_default(lambda sql: self._root.query(sql, "TabSeparated").bytes().decode())
+        self.policy = Policy()
         self.version, self.timezone = self._root.query("SELECT version(), timezone()", "TabSeparated").bytes().decode().split()
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
@@ -184,7 +201,7 @@ class Engine:
         threading.Thread(target=self._reap_loop, name="session-reaper", daemon=True).start()
 
     def _connect(self, timeout_s: float) -> Session:
-        return Session(chdb.connect(self.path), timeout_s)
+        return Session(chdb.connect(self.path), timeout_s, self.policy)
 
     @contextmanager
     def session(self, session_id: str | None, timeout_s: float | None, check: bool):

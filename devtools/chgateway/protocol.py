@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import lz4.frame
-import zstandard
+from backports import zstd
 
 # URL parameters the HTTP layer consumes itself; everything else (but param_*) is a query setting.
 TRANSPORT_PARAMS = frozenset({
@@ -92,82 +92,90 @@ def split_params(args: Iterable[tuple[str, str]]) -> RequestParams:
 
 # --- request body -------------------------------------------------------------------------------
 
+STEP = 1 << 20  # at most this much decompressed output at a time: a small body cannot balloon in memory
+
+# ClickHouse's codes for a body its decoder cannot read (corrupt, or ending inside a frame).
+DECODER_CODES = {"lz4": 618, "zstd": 561, "gzip": 354, "deflate": 354}
+
+
 def decompress(chunks: Iterable[bytes], encoding: str | None) -> Iterator[bytes]:
     """Decode a Content-Encoding stream incrementally, across concatenated frames/members.
 
-    clickhouse-connect sends each insert block as its own LZ4 frame (or zstd frame),
-    so a body is a sequence of frames, not one.
+    clickhouse-connect sends each insert block as its own LZ4 frame (or zstd frame), so a body is
+    a sequence of frames, not one. Every decoder is asked for at most ``STEP`` bytes per call
+    (a 100 KB gzip body that inflates to 100 MiB never exists in memory at once), and a body
+    that is corrupt or ends inside a frame is an error, never a silently short stream: an
+    INSERT must not store the frames that happened to arrive.
     """
     encoding = (encoding or "").strip().lower()
     if encoding in ("", "identity"):
         yield from chunks
     elif encoding == "lz4":
-        yield from _frames(chunks, lambda: lz4.frame.LZ4FrameDecompressor())
+        yield from _frames(chunks, lz4.frame.LZ4FrameDecompressor, encoding)
     elif encoding == "zstd":
-        reader = zstandard.ZstdDecompressor().stream_reader(_IterReader(chunks), read_across_frames=True)
-        while block := reader.read(1 << 20):
-            yield block
+        yield from _frames(chunks, zstd.ZstdDecompressor, encoding)
     elif encoding in ("gzip", "x-gzip"):
-        yield from _frames(chunks, lambda: _ZlibFrames(zlib.decompressobj(wbits=31)))
+        yield from _frames(chunks, lambda: _Zlib(wbits=31), "gzip")
     elif encoding == "deflate":
-        yield from _frames(chunks, lambda: _ZlibFrames(zlib.decompressobj()))
+        yield from _frames(chunks, lambda: _Zlib(wbits=15), encoding)
     else:
         raise GatewayError(48, f"Unsupported Content-Encoding: {encoding}", status=415)
 
 
-class _ZlibFrames:
-    """zlib.decompressobj with the LZ4FrameDecompressor interface (eof, unused_data, decompress)."""
+class _Zlib:
+    """zlib.decompressobj with the interface of lz4's and zstd's decompressors
+    (``decompress(data, max_length)``, ``eof``, ``needs_input``, ``unused_data``)."""
 
-    def __init__(self, obj):
-        self._obj = obj
+    def __init__(self, wbits: int):
+        self._obj = zlib.decompressobj(wbits=wbits)
 
-    def decompress(self, data: bytes) -> bytes:
-        return self._obj.decompress(data)
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        return self._obj.decompress(self._obj.unconsumed_tail + data, max_length)
 
     @property
     def eof(self) -> bool:
         return self._obj.eof
 
     @property
+    def needs_input(self) -> bool:
+        return not self._obj.unconsumed_tail
+
+    @property
     def unused_data(self) -> bytes:
         return self._obj.unused_data
 
 
-def _frames(chunks: Iterable[bytes], new) -> Iterator[bytes]:
+def _frames(chunks: Iterable[bytes], new, name: str) -> Iterator[bytes]:
     dec = None
-    for chunk in chunks:
-        while chunk:
-            if dec is None:
-                dec = new()
-            out = dec.decompress(chunk)
-            if out:
-                yield out
-            if dec.eof:
-                chunk, dec = dec.unused_data, None
-            else:
-                chunk = b""
+    try:
+        for data in chunks:
+            while data:
+                dec = dec or new()
+                out = dec.decompress(data, STEP)
+                while True:  # drain what this input holds, STEP bytes at a time
+                    if out:
+                        yield out
+                    if dec.eof or (dec.needs_input and len(out) < STEP):
+                        break
+                    out = dec.decompress(b"", STEP)
+                data = b""
+                if dec.eof:  # the next frame (or member) starts in what is left over
+                    data, dec = dec.unused_data, None
+    except (RuntimeError, ValueError, EOFError, zlib.error, zstd.ZstdError) as exc:
+        raise GatewayError(DECODER_CODES[name], f"Cannot decode the {name} request body: {exc}", status=400) from None
     if dec is not None:
-        raise GatewayError(27, "Compressed request body ends inside a frame", status=400)
+        raise GatewayError(DECODER_CODES[name], f"Compressed request body ends inside a frame ({name}): it was cut short", status=400)
 
 
-class _IterReader:
-    """A file-like read() over an iterator of byte chunks (for zstandard's stream_reader)."""
-
-    def __init__(self, chunks: Iterable[bytes]):
-        self._it = iter(chunks)
-        self._buf = b""
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buf) < size:
-            nxt = next(self._it, None)
-            if nxt is None:
-                break
-            self._buf += nxt
-        if size < 0:
-            out, self._buf = self._buf, b""
-        else:
-            out, self._buf = self._buf[:size], self._buf[size:]
-        return out
+def bounded(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    """The body's (decompressed) bytes, refused once they exceed ``limit``."""
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise GatewayError(290, f"Request body exceeds the gateway's limit of {limit} bytes after decompression "
+                                    "(QUACKNET_GATEWAY_MAX_BODY_BYTES)", status=413)
+        yield chunk
 
 
 # --- statements ---------------------------------------------------------------------------------
@@ -206,9 +214,14 @@ def parse_insert_head(head: bytes, at_eof: bool) -> InsertHead | None:
         if at_eof:
             m2 = re.search(rb"\bFORMAT\s+([A-Za-z][A-Za-z0-9_]*)\s*$", head, re.IGNORECASE)
             if m2:
-                return InsertHead(head[: m2.start()].decode().strip(), m2.group(1).decode(), len(head))
+                return InsertHead(_text(head[: m2.start()]), m2.group(1).decode(), len(head))
         return None
-    return InsertHead(head[: m.start()].decode().strip(), m.group(1).decode(), m.end())
+    return InsertHead(_text(head[: m.start()]), m.group(1).decode(), m.end())
+
+
+def _text(statement: bytes) -> str:
+    # As for any statement text: invalid UTF-8 becomes U+FFFD and the engine names the error.
+    return statement.decode("utf-8", errors="replace").strip()
 
 
 def output_format(query: str, default: str) -> str:
@@ -247,7 +260,10 @@ _STATUS_BY_CODE = {
     **dict.fromkeys((6, 26, 27, 32, 33, 36, 38, 41, 42, 43, 44, 53, 62, 69, 70, 72, 117, 128, 130, 190, 399, 456, 457, 467, 691), 400),
     # 401/403: who is asking, and may they
     **dict.fromkeys((194, 516), 401),
-    **dict.fromkeys((164, 497), 403),
+    # 403: refused by the read-only GET, the grants or the gateway's statement policy
+    **dict.fromkeys((164, 358, 481, 497), 403),
+    # 400: a setting pinned by the gateway, a feature it turns off, a body its decoders cannot read
+    **dict.fromkeys((33, 344, 354, 452, 561, 618), 400),
     # 404: something named does not exist
     **dict.fromkeys((16, 46, 47, 50, 56, 60, 63, 73, 81, 115, 211, 336), 404),
     48: 501,

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from quacknet import kafka, topics, warehouse
 from quacknet.errors import Conflict, Unavailable
 from quacknet.settings import HOUR_MS, Settings
+from quacknet.units import human_bytes
 from quacknet.warehouse.migrations import require_current
 
 RETENTION_KEYS = ("retention.ms", "retention.bytes")
@@ -143,7 +144,8 @@ def worst_case_findings(current: dict[str, topics.TopicState], budget_bytes: int
 
 
 def _gib(n: float) -> str:
-    return f"{n / 2**30:.2f} GiB"
+    """Bytes in the unit that reads (595 KiB, 5.06 GiB), not always GiB (0.00 GiB for 595 KiB)."""
+    return human_bytes(n)
 
 
 GAPS = """

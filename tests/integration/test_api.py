@@ -156,7 +156,7 @@ def test_openapi_document_is_valid_and_generated_from_the_schema(client):
     validate(spec)
     scan = spec["components"]["schemas"]["ScanIn"]
     assert scan["properties"]["lat"]["maximum"] == 90 and scan["additionalProperties"] is False
-    assert set(spec["paths"]) == {"/v1/scans", "/healthz", "/readyz", "/metrics", "/openapi.json"}
+    assert set(spec["paths"]) == {"/v1/scans", "/v1/coverage", "/healthz", "/readyz", "/metrics", "/openapi.json"}
 
 
 def test_unknown_routes_and_methods_use_the_error_shape(client):

@@ -31,7 +31,8 @@ def own_gateway(own_settings):
 
 
 def _client(settings: DevSettings):
-    return clickhouse_connect.get_client(dsn=settings.clickhouse_url)
+    return clickhouse_connect.get_client(dsn=settings.clickhouse_url, username=settings.clickhouse_user,
+                                         password=settings.clickhouse_password.get_secret_value())
 
 
 @pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "kill-9"])

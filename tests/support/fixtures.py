@@ -23,10 +23,13 @@ from quacknet import warehouse
 from quacknet.apikeys import SCOPE_WRITE_SCANS, add_key
 from quacknet.warehouse.migrations import migrate
 from tests.support import airflow as airflow_support
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(scope="session")
 def settings() -> DevSettings:
+    """The stack's settings, with the local ClickHouse login: DevSettings reads it from the state
+    dir's credentials.env, generating it there first on a fresh clone, before anything starts."""
     return DevSettings()
 
 
@@ -41,9 +44,26 @@ def stack(settings):
             continue
         sup.start(svc)
         started.append(svc)
+    if CLICKHOUSE not in started:
+        _require_login(settings)  # one we started has our login; one we found may not
     yield settings
     for svc in reversed(started):
         sup.stop(svc)
+
+
+def _require_login(settings) -> None:
+    """A ClickHouse that answers /ping but refuses our login (one started before its state dir's
+    credentials changed) would fail every test with code 516: say so once, clearly."""
+    client = None
+    try:
+        client = warehouse.client(settings)
+    except Exception as exc:
+        pytest.exit(f"ClickHouse at {settings.clickhouse_url} refuses the login {settings.clickhouse_user!r} "
+                    f"(from {settings.credentials_file} or QUACKNET_CLICKHOUSE_PASSWORD): {exc}. "
+                    "If it is this checkout's gateway, restart it: make stop && make run", returncode=2)
+    finally:
+        if client is not None:
+            client.close()
 
 
 def _answers(svc, settings) -> bool:
@@ -69,8 +89,15 @@ def topic(admin, stack, unique_name):
     """A fresh topic for one test (the declared partition count), deleted afterwards."""
     name = unique_name.replace("_", ".")
     admin.create_topics([NewTopic(name, num_partitions=stack.scans_partitions, replication_factor=1)])[name].result(timeout=30)
+    wait_for(lambda: _has_leaders(admin, name, stack.scans_partitions), 30, f"topic {name} in the broker's metadata")
     yield name
     admin.delete_topics([name])[name].result(timeout=30)
+
+
+def _has_leaders(admin: AdminClient, name: str, partitions: int) -> bool:
+    meta = admin.list_topics(name, timeout=10).topics.get(name)
+    return (meta is not None and meta.error is None and len(meta.partitions) == partitions
+            and all(p.leader >= 0 for p in meta.partitions.values()))
 
 
 @pytest.fixture

@@ -26,7 +26,8 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's package (`make test` installs it); Pl
 
 @pytest.fixture
 def airflow_stack(lsettings, tmp_path):
-    settings = lsettings.model_copy(update={"home": tmp_path / "qn", "lib": lsettings.lib_dir, "airflow_port": free_port()})
+    settings = lsettings.model_copy(update={"home": tmp_path / "qn", "lib": lsettings.lib_dir, "airflow_port": free_port(),
+                                            "airflow_worker_log_port": free_port(), "airflow_triggerer_log_port": free_port()})
     sup = Supervisor(settings)
     started = []
     try:

@@ -9,7 +9,8 @@ from devtools import soak
 from devtools.cli import start_services
 from devtools.services import SERVICES
 from devtools.settings import DevSettings
-from devtools.supervisor import Supervisor, free_port
+from devtools.supervisor import Supervisor
+from tests.support.stack import own_ports
 
 pytestmark = pytest.mark.integration
 
@@ -17,14 +18,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def own_stack(tmp_path):
     """Faults stop the broker and the gateway: this stack is the soak's alone."""
-    base = DevSettings()
-    kafka_port = free_port()
-    settings = base.model_copy(update={
-        "home": tmp_path / "qn", "lib": base.lib_dir, "kafka_port": kafka_port, "kafka_controller_port": free_port(),
-        "kafka_bootstrap_servers": f"127.0.0.1:{kafka_port}", "clickhouse_url": f"http://127.0.0.1:{free_port()}",
-        "api_port": free_port(), "loader_metrics_port": free_port(), "airflow_port": free_port(),
-        "api_delivery_timeout_ms": 4000, "api_spool_resend_interval_s": 0.5, "loader_retry_max_s": 2.0,
-    })
+    settings = own_ports(DevSettings(), tmp_path / "qn",
+                         api_delivery_timeout_ms=4000, api_spool_resend_interval_s=0.5, loader_retry_max_s=2.0)
     try:
         assert start_services(settings, SERVICES), "the soak's stack did not start (see its logs)"
         yield settings

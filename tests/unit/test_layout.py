@@ -131,7 +131,7 @@ def test_every_library_the_shipped_code_imports_is_a_runtime_requirement(closure
 
 
 LAYERS = {
-    "errors": 1, "settings": 1, "logs": 1, "retry": 1, "runtime": 1, "params": 1,
+    "errors": 1, "settings": 1, "logs": 1, "retry": 1, "runtime": 1, "params": 1, "units": 1,
     "scan": 2,
     "kafka": 3, "topics": 3, "warehouse": 3, "spool": 3, "apikeys": 3,
     "pipeline": 4, "delivery": 4, "coverage": 4,

@@ -100,7 +100,7 @@ def test_retention_audit_dag_fails_naming_the_violation_and_still_stores_every_f
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states["report"] == "failed" and states["completeness"] == "success"
     bad = ch.query(f"SELECT check, message FROM {database}.audit_findings WHERE NOT ok").result_rows
-    assert ("disk_worst_case", "owned topics may grow to 5.06 GiB under their retention.bytes (budget 0.00 GiB)") in bad
+    assert ("disk_worst_case", "owned topics may grow to 5.06 GiB under their retention.bytes (budget 1.00 KiB)") in bad
     assert ch.command(f"SELECT countIf(ok) FROM {database}.audit_findings WHERE check = 'retention'") == 4
 
 

@@ -8,7 +8,9 @@ import pytest
 import zstandard
 
 from devtools.chgateway.protocol import (
+    STEP,
     GatewayError,
+    bounded,
     content_type,
     decompress,
     error_body,
@@ -108,3 +110,49 @@ def test_engine_errors_keep_their_code_and_map_to_http_statuses():
     assert error_code("segfault-ish text without a code") == 1001
     assert error_body(60, msg, "26.9").decode() == msg + " (version 26.9)\n"
     assert error_body(36, "bad", "26.9").decode() == "Code: 36. DB::Exception: bad (version 26.9)\n"
+
+
+COMPRESSORS = {
+    "lz4": lz4.frame.compress,
+    "zstd": lambda b: zstandard.ZstdCompressor().compress(b),
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+}
+
+
+@pytest.mark.parametrize("encoding", sorted(COMPRESSORS))
+def test_a_body_cut_inside_any_frame_is_an_error_with_the_decoders_code(encoding):
+    compress = COMPRESSORS[encoding]
+    first, second = compress(b"a" * 5000), compress(bytes(range(256)) * 40)
+    for cut in (first + second[: len(second) // 2], first + second[:3], first[:-1]):
+        with pytest.raises(GatewayError, match="ends inside a frame") as err:
+            list(decompress(_chunks(cut, 1000), encoding))
+        assert (err.value.code, err.value.status) == ({"lz4": 618, "zstd": 561, "gzip": 354, "deflate": 354}[encoding], 400)
+
+
+@pytest.mark.parametrize("encoding", sorted(COMPRESSORS))
+def test_garbage_after_a_frame_is_an_error_not_a_crash(encoding):
+    body = COMPRESSORS[encoding](b"x" * 100) + b"definitely not a frame" * 10
+    with pytest.raises(GatewayError, match="Cannot decode") as err:
+        list(decompress([body], encoding))
+    assert err.value.status == 400
+
+
+@pytest.mark.parametrize("encoding", sorted(COMPRESSORS))
+def test_a_small_body_inflates_one_bounded_step_at_a_time(encoding):
+    body = COMPRESSORS[encoding](b"\0" * (64 * STEP))
+    assert len(body) < 2 * STEP
+    sizes = [len(chunk) for chunk in decompress([body], encoding)]
+    assert sum(sizes) == 64 * STEP and max(sizes) <= STEP
+
+
+def test_the_decompressed_body_is_bounded():
+    assert b"".join(bounded([b"ab", b"cd"], 4)) == b"abcd"
+    with pytest.raises(GatewayError, match="QUACKNET_GATEWAY_MAX_BODY_BYTES") as err:
+        list(bounded([b"ab", b"cd", b"e"], 4))
+    assert (err.value.code, err.value.status) == (290, 413)
+
+
+def test_statement_text_with_invalid_utf8_is_still_split_not_a_crash():
+    head = parse_insert_head(b"INSERT INTO t\xff FORMAT CSV\n1\n", at_eof=False)
+    assert head.statement == "INSERT INTO t\ufffd" and head.fmt == "CSV"

@@ -35,7 +35,7 @@ def test_disk_over_budget_and_a_nearly_full_volume_are_named_with_numbers():
     message = audit.violations_message(findings)
     assert message == ("2 retention audit violation(s):\n"
                        "- [disk_use] broker 1 /data/kafka: Kafka logs use 5.00 GiB of a 4.00 GiB budget\n"
-                       "- [disk_free] broker 1 /data/kafka: 5.00 GiB of 100.00 GiB free (5.0%; minimum 10%)")
+                       "- [disk_free] broker 1 /data/kafka: 5.00 GiB of 100 GiB free (5.0%; minimum 10%)")
 
 
 def test_an_offline_log_dir_is_a_violation_and_unknown_volume_sizes_are_skipped():
