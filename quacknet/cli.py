@@ -27,7 +27,7 @@ def cmd_migrate(settings: Settings, args) -> int:
     """Bring the ClickHouse database to the schema this code needs (idempotent)."""
     client = warehouse.client(settings)
     try:
-        applied = migrate(client, settings.clickhouse_database)
+        applied = migrate(client, settings.clickhouse_database, cluster=settings.clickhouse_cluster)
     finally:
         client.close()
     for version in applied:

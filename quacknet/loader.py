@@ -65,6 +65,9 @@ class LoaderMetrics:
         self.consumed = Counter("quacknet_loader_consumed", "Messages consumed", **kw)
         self.inserted = Counter("quacknet_loader_inserted", "Rows inserted into ClickHouse", **kw)
         self.duplicates = Counter("quacknet_loader_duplicates_dropped", "Copies of a scan_id dropped within a batch", **kw)
+        self.conflicting = Counter("quacknet_loader_conflicting_copies",
+                                   "Superseded copies of a scan_id whose contents differed (a phone sent conflicting "
+                                   "copies), within a batch or of a scan this loader stored lately", **kw)
         self.dead_lettered = Counter("quacknet_loader_dead_lettered", "Poison messages sent to the DLQ", ["reason"], **kw)
         self.insert_failures = Counter("quacknet_loader_insert_failures", "Failed insert attempts (retried)", **kw)
         self.batch_rows = Histogram("quacknet_loader_batch_rows", "Messages per batch",
@@ -230,9 +233,10 @@ class Loader:
             log.warning("loader.commit_failed", error=str(exc)[:300])
         self.metrics.inserted.inc(len(batch.rows))
         self.metrics.duplicates.inc(batch.duplicates)
+        self.metrics.conflicting.inc(batch.conflicting)
         self.metrics.batch_rows.observe(batch.messages)
         log.info("loader.batch", messages=batch.messages, rows=len(batch.rows), poison=len(batch.poison),
-                 duplicates=batch.duplicates)
+                 duplicates=batch.duplicates, conflicting=batch.conflicting)
         return True
 
     # -- rebalances and lag ----------------------------------------------------------------------

@@ -6,7 +6,9 @@ deleted rather than silently starting later. ``copy`` reads exactly those ranges
 consumer (assign, never commit: the live loader's group is untouched) and writes them through the
 same pipeline as the loader (``quacknet.pipeline``), so a replay can never write a row the loader
 would not. Copies collapse in ``quacknet.scans``: replaying twice changes nothing. ``inserted`` and
-``already present`` are measured on the exact view.
+``already present`` are measured on the exact view: before each batch is stored, which of its
+scans the view holds (by scan_id: a copy of a scan stored from elsewhere, even one that differs,
+makes the scan present).
 """
 
 from __future__ import annotations
@@ -175,10 +177,9 @@ def copy(settings: Settings, topic: str, ranges: list[PartitionRange], database:
     total = sum(r.messages for r in todo)
     sink = Sink(settings, source, database)
     consumer = kafka.consumer(settings, f"replay-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True})
-    read = dead = dups = 0
+    read = dead = dups = inserted = 0
     try:
         require_current(sink.client, sink.database)
-        before = _present(sink, topic, todo)
         consumer.assign([TopicPartition(topic, r.partition, r.start) for r in todo])
         remaining = {r.partition: r.end for r in todo}
         batch = Batch()
@@ -190,6 +191,8 @@ def copy(settings: Settings, topic: str, ranges: list[PartitionRange], database:
                 if msg.offset() + 1 >= remaining[msg.partition()]:
                     del remaining[msg.partition()]
             if batch.messages >= batch_rows or (batch.messages and not remaining):
+                scans = batch.scan_ids()
+                inserted += len(scans) - (sink.held(scans) if scans else 0)  # what the view lacked before
                 sink.store(batch)
                 if sink.dead_letter(batch.poison) != 0:
                     raise Unavailable(f"the dead-letter topic {settings.dlq_topic} did not take {len(batch.poison)} "
@@ -199,20 +202,8 @@ def copy(settings: Settings, topic: str, ranges: list[PartitionRange], database:
                 log.info("replay.progress", read=read, total=total, percent=round(100 * read / max(total, 1), 1))
                 if progress:
                     progress(read, total)
-        after = _present(sink, topic, todo)
     finally:
         consumer.close()
         sink.close()
-    inserted = max(0, after - before)
     return ReplayResult(read=read, inserted=inserted, already_present=read - dups - dead - inserted, dead_lettered=dead,
                         duplicates_in_batch=dups)
-
-
-def _present(sink: Sink, topic: str, ranges: list[PartitionRange]) -> int:
-    """Distinct scans in the exact view whose lineage lies in the ranges."""
-    if not ranges:
-        return 0
-    cond = " OR ".join(f"(kafka_partition = {r.partition} AND kafka_offset >= {r.start} AND kafka_offset < {r.end})"
-                       for r in ranges)
-    return sink.client.query(f"SELECT uniqExact(scan_id) FROM {sink.database}.scans WHERE kafka_topic = {{t:String}} "
-                             f"AND ({cond})", parameters={"t": topic}).result_rows[0][0]

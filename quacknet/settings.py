@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr = SecretStr("")
     clickhouse_database: str = "quacknet"
+    clickhouse_cluster: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="A ClickHouse cluster (remote_servers) to migrate ON CLUSTER: Replicated engines and a "
+                    "Distributed scans store sharded by scan_id (docs/cluster.md). Unset: one server.")
 
     # Topics: the declaration in quacknet/topics.py reads these.
     scans_topic: str = "netintel.scan.events"

@@ -181,12 +181,16 @@ def uncovered(client, database: str, topic: str, partition: int, low: int, upto:
 
 def missing_offsets(client, database: str, topic: str, partition: int, gaps: list[tuple[int, int]]) -> int:
     """Of the uncovered offsets, how many no stored row names in its lineage (rows loaded before
-    the ledger existed still count as present)."""
+    the ledger existed still count as present). Rows and the copies' lineage (``scan_copies``)
+    both count: since the store is keyed by scan_id alone, a copy's row can be merged away under
+    another copy of its scan, and migration 4 merged copies the first store kept apart."""
     if not gaps:
         return 0
     cond = " OR ".join(f"(kafka_offset >= {a} AND kafka_offset < {b})" for a, b in gaps)
-    found = client.query(f"SELECT uniqExact(kafka_offset) FROM {database}.scans_store WHERE kafka_topic = {{t:String}} "
-                         f"AND kafka_partition = {{p:UInt16}} AND ({cond})", parameters={"t": topic, "p": partition})
+    where = f"kafka_topic = {{t:String}} AND kafka_partition = {{p:UInt16}} AND ({cond})"
+    found = client.query(f"SELECT uniqExact(kafka_offset) FROM (SELECT kafka_offset FROM {database}.scans_store WHERE {where} "
+                         f"UNION ALL SELECT kafka_offset FROM {database}.scan_copies WHERE {where})",
+                         parameters={"t": topic, "p": partition})
     return sum(b - a for a, b in gaps) - found.result_rows[0][0]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +135,33 @@ def test_the_cluster_profile_is_three_kafka_nodes_with_the_local_clusters_settin
 
 def test_the_default_and_pipeline_profiles_do_not_start_the_kafka_cluster(compose):
     assert not set(KAFKA_NODES) & set(compose["services"])
+
+
+CLICKHOUSE_NODES = ["clickhouse-s1r1", "clickhouse-s1r2", "clickhouse-s2r1", "clickhouse-s2r2"]
+
+
+def test_the_cluster_profile_is_keeper_and_two_shards_of_two_replicas_on_official_images(cluster_profile):
+    services = cluster_profile["services"]
+    tag = services["clickhouse"]["image"].split(":")[1]
+    assert services["clickhouse-keeper"]["image"] == f"clickhouse/clickhouse-keeper:{tag}"
+    for name in ["clickhouse-keeper", *CLICKHOUSE_NODES]:
+        assert services[name]["profiles"] == ["cluster"], name
+    for name in CLICKHOUSE_NODES:
+        svc = services[name]
+        assert svc["image"] == services["clickhouse"]["image"] and svc["hostname"] == name
+        assert svc["depends_on"]["clickhouse-keeper"]["condition"] == "service_healthy"
+        mounts = {v["target"]: v["source"] for v in svc["volumes"]}
+        assert mounts["/etc/clickhouse-server/config.d/cluster.xml"].endswith("docker/clickhouse-cluster/cluster.xml")
+        macros = mounts["/etc/clickhouse-server/config.d/macros.xml"]
+        assert macros.endswith(f"docker/clickhouse-cluster/macros/{name.removeprefix('clickhouse-')}.xml")  # its own
+        assert all(Path(src).exists() for src in mounts.values() if src.startswith("/")), mounts
+        assert mounts["/var/lib/clickhouse"] == f"{name}-data"
+        assert svc["environment"]["CLICKHOUSE_CLUSTER_SECRET"] == svc["environment"]["CLICKHOUSE_PASSWORD"]  # from .env
+    assert {f"{n}-data" for n in CLICKHOUSE_NODES} | {"clickhouse-keeper-data"} <= set(cluster_profile["volumes"])
+    for name, svc in services.items():
+        for port in svc.get("ports", []):
+            assert port["host_ip"] == "127.0.0.1", name
+
+
+def test_the_default_and_pipeline_profiles_do_not_start_the_cluster(compose):
+    assert not {"clickhouse-keeper", *CLICKHOUSE_NODES} & set(compose["services"])

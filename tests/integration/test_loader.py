@@ -233,6 +233,8 @@ def test_clickhouse_down_for_a_while_then_back(lsettings, tmp_path):
 @pytest.mark.parametrize("table,column", [("scans_store", "rsrq"), ("load_ledger", "source")])
 def test_a_store_that_refuses_the_rows_stops_the_loader_with_clickhouses_reason(lsettings, ch, table, column):
     """A schema error is not an outage: no endless backoff, no commit, a message naming table and column."""
+    if table == "scans_store":  # the copies' lineage hashes every column: ClickHouse refuses to drop one under it
+        ch.command(f"DROP VIEW {lsettings.clickhouse_database}.scan_copies_mv")
     ch.command(f"ALTER TABLE {lsettings.clickhouse_database}.{table} DROP COLUMN {column}")
     produce(lsettings, 500)
     proc = loader_process(lsettings, stderr=subprocess.PIPE, text=True)
