@@ -25,7 +25,8 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 
 from devtools.kafka import tls
 from devtools.settings import DevSettings
@@ -266,10 +267,7 @@ def check_layout(settings: DevSettings) -> dict | None:
             f"at another state dir for the {want}-node stack, or delete this one's state with `make clean` (all local "
             "data: Kafka, ClickHouse, Airflow)")
     if found is not None and "logins" not in found:
-        raise ServiceError(
-            f"{settings.home} holds a Kafka cluster formatted without logins (before the local cluster required "
-            "SASL/SCRAM): its metadata has no SCRAM credentials, so no client could authenticate. Delete its state "
-            "with `make clean` (all local data: Kafka, ClickHouse, Airflow), or point QUACKNET_HOME at a new state dir")
+        return found  # a one-node broker of an earlier QuackNet: prepare gives it its logins
     if found is not None and found["logins"] != _logins_digest(settings):
         raise ServiceError(
             f"the Kafka logins in {settings.credentials_file} (KAFKA_ADMIN_USER/_PASSWORD, KAFKA_BROKER_PASSWORD, "
@@ -317,6 +315,8 @@ def prepare(settings: DevSettings, node: int = 1) -> None:
     install_jars(settings)
     found = check_layout(settings)
     _wait_bindable(settings, node)
+    if found is not None and "logins" not in found:
+        found = add_logins(settings, found)
     props = _write_properties(settings, node)
     if _meta(settings, node):
         return
@@ -336,6 +336,74 @@ def prepare(settings: DevSettings, node: int = 1) -> None:
     if done.returncode != 0:
         raise ServiceError(f"kafka-storage format failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     log.info("kafka.formatted", node=node, log_dirs=str(node_dir(settings, node) / "logs"))
+
+
+UNSECURED = ("sasl", "authorizer.class.name", "super.users", "allow.everyone.if.no.acl.found")
+
+
+def unsecured_properties(settings: DevSettings) -> str:
+    """Node 1's properties as an earlier QuackNet ran it: PLAINTEXT on loopback, no logins, no authorizer."""
+    props = {k: v for k, v in (line.split("=", 1) for line in server_properties(settings, 1).splitlines())
+             if not k.startswith(UNSECURED) and ".sasl." not in k}
+    props["listener.security.protocol.map"] = f"{CLIENT}:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+@contextmanager
+def unsecured_broker(settings: DevSettings) -> Iterator[AdminClient]:
+    """Node 1 run for a moment as an earlier QuackNet ran it; yields an admin client once it answers,
+    stops it on the way out."""
+    path = _write_private(node_dir(settings, 1) / "unsecured.properties", unsecured_properties(settings))
+    log_file = settings.log_dir / "kafka.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    heap = [f"-Xms{settings.kafka_heap}", f"-Xmx{settings.kafka_heap}"]
+    with open(log_file, "ab") as out:
+        broker = subprocess.Popen([*_java_base(settings, heap), "kafka.Kafka", str(path)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        admin = AdminClient({"bootstrap.servers": f"{settings.kafka_host}:{settings.kafka_port}", "socket.timeout.ms": 2000})
+        deadline = time.monotonic() + settings.service_start_timeout_s
+        while not _answers(admin, broker):
+            if time.monotonic() > deadline:
+                raise ServiceError(f"kafka: the unsecured broker in {settings.home} did not start (log: {log_file})")
+            time.sleep(0.5)
+        yield admin
+    finally:
+        broker.terminate()
+        try:
+            broker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            broker.kill()
+            broker.wait()
+        path.unlink(missing_ok=True)
+        _wait_bindable(settings, 1)
+
+
+def _answers(admin: AdminClient, broker: subprocess.Popen) -> bool:
+    if broker.poll() is not None:
+        raise ServiceError(f"kafka: the unsecured broker exited with {broker.returncode}")
+    try:
+        return 1 in admin.list_topics(timeout=2).brokers
+    except KafkaException:
+        return False
+
+
+def add_logins(settings: DevSettings, found: dict) -> dict:
+    """A state dir of an earlier QuackNet holds a one-node broker formatted without logins: start it once
+    as it ran then, give its metadata the brokers' and the operators' SCRAM logins (what `format
+    --add-scram` gives a new cluster), stop it, record the layout. What it stores is kept; `secure` adds
+    the services' logins and the ACLs once it runs secured."""
+    log.info("kafka.adding_logins", home=str(settings.home))
+    with unsecured_broker(settings) as admin:
+        upserts = [UserScramCredentialUpsertion(user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS),
+                                                password.encode())
+                   for user, password in ((BROKER_USER, settings.kafka_broker_password.get_secret_value()),
+                                          (settings.kafka_username, settings.kafka_password.get_secret_value()))]
+        for future in admin.alter_user_scram_credentials(upserts).values():
+            future.result(timeout=30)
+    found = {**found, "logins": _logins_digest(settings)}
+    _layout_path(settings).write_text(json.dumps(found))
+    log.info("kafka.logins_added", users=[BROKER_USER, settings.kafka_username])
+    return found
 
 
 def scram_credential(user: str, password: str, iterations: int = SCRAM_ITERATIONS) -> str:

@@ -1,0 +1,84 @@
+"""A state dir of an earlier QuackNet (a one-node broker formatted without logins, before the local
+cluster required SASL/SCRAM) is taken over by `make run`: the broker gets its logins, keeps what it
+stores, and from then on lets in only the stack's own principals. A broker of its own, on its own ports."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from devtools import kafka as devkafka
+from devtools.cli import ensure_services, stop_services
+from devtools.services import KAFKA
+from devtools.settings import DevSettings
+from quacknet import kafka as qkafka
+from tests.support.stack import own_ports
+
+_quiet = logging.getLogger("tests.upgrade")
+_quiet.setLevel(logging.CRITICAL)
+TOPIC = "earlier.scans"
+
+
+@pytest.fixture(scope="module")
+def earlier(tmp_path_factory):
+    """A broker formatted and filled as an earlier QuackNet did: PLAINTEXT, no SCRAM logins, no layout file."""
+    settings = own_ports(DevSettings(), tmp_path_factory.mktemp("upgrade") / "qn", kafka_nodes=1)
+    devkafka.install_jars(settings)
+    props = devkafka.node_dir(settings, 1) / "earlier.properties"
+    props.parent.mkdir(parents=True)
+    props.write_text(devkafka.unsecured_properties(settings))
+    formatted = devkafka.run_tool(settings, "kafka-storage", ["format", "-t", devkafka.new_cluster_id(), "-c", str(props)])
+    assert formatted.returncode == 0, formatted.stderr[-2000:]
+    with devkafka.unsecured_broker(settings) as admin:
+        admin.create_topics([NewTopic(TOPIC, num_partitions=2, replication_factor=1)])[TOPIC].result(30)
+        producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "acks": "all"})
+        for i in range(10):
+            producer.produce(TOPIC, key=str(i).encode(), value=f"scan-{i}".encode())
+        assert producer.flush(30) == 0
+    assert devkafka.layout(settings) == {"nodes": 1, "cluster_id": devkafka._meta(settings, 1)["cluster.id"]}
+    try:
+        ensure_services(settings, [KAFKA], echo=lambda line: None)  # what `make run` does
+        yield settings
+    finally:
+        stop_services(settings, [KAFKA], echo=lambda line: None)
+
+
+def test_the_earlier_broker_gets_its_logins_and_keeps_what_it_stored(earlier):
+    settings = earlier
+    layout = json.loads((devkafka.node_dir(settings, 1) / devkafka.LAYOUT).read_text())
+    assert layout["logins"] == devkafka._logins_digest(settings) and layout["nodes"] == 1
+    consumer = qkafka.consumer(settings, "upgrade-check", logger=_quiet)  # the operators' login
+    consumer.subscribe([TOPIC])
+    got = set()
+    try:
+        for _ in range(60):
+            msg = consumer.poll(1.0)
+            if msg is not None and msg.error() is None:
+                got.add(msg.value().decode())
+            if len(got) == 10:
+                break
+    finally:
+        consumer.close()
+    assert got == {f"scan-{i}" for i in range(10)}
+
+
+def test_after_the_upgrade_no_client_gets_in_without_a_login(earlier):
+    anonymous = AdminClient({"bootstrap.servers": earlier.kafka_bootstrap_servers, "socket.timeout.ms": 2000})
+    with pytest.raises(KafkaException):
+        anonymous.list_topics(timeout=5)
+    listed = devkafka.run_tool(earlier, "kafka-topics", ["--bootstrap-server", earlier.kafka_bootstrap_servers, "--list"])
+    assert listed.returncode == 0 and TOPIC in listed.stdout, listed.stderr[-2000:]
+
+
+def test_a_restart_starts_the_secured_broker_without_adding_logins_again(earlier, monkeypatch):
+    def refuse(*args):
+        raise AssertionError("add_logins ran again")
+
+    monkeypatch.setattr(devkafka, "add_logins", refuse)
+    stop_services(earlier, [KAFKA], echo=lambda line: None)
+    ensure_services(earlier, [KAFKA], echo=lambda line: None)
+    assert TOPIC in qkafka.admin(earlier, logger=_quiet).list_topics(timeout=10).topics
