@@ -6,8 +6,8 @@ import datetime as dt
 import uuid
 
 from devtools.samples import NATIVE_COLUMNS, native_row, scan_payload
+from quacknet import coverage
 from quacknet.scan import Scan, validate_submission
-from quacknet.warehouse import queries
 from quacknet.warehouse.migrations import MIGRATIONS, migrate
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -53,9 +53,10 @@ def test_h3_cell_and_coverage_query(ch, database):
                          sinr=None, rssi=-60.0, download_kbps=None)]
     ch.insert(f"{database}.scans_store", _rows(berlin + wifi), column_names=NATIVE_COLUMNS)
     assert ch.command(f"SELECT DISTINCT h3ToString(h3_r8) FROM {database}.scans") == "881f1d4895fffff"  # Berlin
-    cells = queries.coverage(ch, database, NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=1))
-    by_tech = {c.technology: c for c in cells}
-    assert by_tech["LTE"].scans == 5 and by_tech["LTE"].median_rsrp == -98 and by_tech["LTE"].median_download_kbps == 3000
-    assert by_tech["LTE"].h3_hex == "881f1d4895fffff"
-    assert by_tech["WIFI"].scans == 1 and by_tech["WIFI"].median_rsrp is None
-    assert queries.coverage(ch, database, NOW + dt.timedelta(days=1), NOW + dt.timedelta(days=2)) == []
+    box = coverage.BBox(13.0, 52.0, 14.0, 53.0)
+    cells = coverage.cells(ch, database, coverage.CoverageQuery(box, NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=1)))
+    assert [c.h3 for c in cells] == ["881f1d4895fffff"]
+    by_tech = cells[0].technologies
+    assert by_tech["LTE"].scans == 5 and by_tech["LTE"].median_rsrp_dbm == -98 and by_tech["LTE"].median_download_kbps == 3000
+    assert by_tech["WIFI"].scans == 1 and by_tech["WIFI"].median_rsrp_dbm is None
+    assert coverage.cells(ch, database, coverage.CoverageQuery(box, NOW + dt.timedelta(days=1), NOW + dt.timedelta(days=2))) == []
