@@ -17,35 +17,13 @@ from quacknet.errors import Unavailable
 from quacknet.loader import Loader
 from quacknet.scan import Scan, encode, validate_submission
 from quacknet.settings import Settings
+from tests.support.messages import Message
 
 NOW = dt.datetime.now(dt.UTC)
 
 
-class Message:
-    def __init__(self, partition: int, offset: int, value: bytes):
-        self._p, self._o, self._v = partition, offset, value
-
-    def error(self):
-        return None
-
-    def topic(self):
-        return "scans"
-
-    def partition(self):
-        return self._p
-
-    def offset(self):
-        return self._o
-
-    def value(self):
-        return self._v
-
-    def key(self):
-        return b"k"
-
-
 def scans(n: int, partition: int = 0, first: int = 0) -> list[Message]:
-    return [Message(partition, first + i, encode(Scan.received(validate_submission(scan_payload(f"d{i}", now=NOW), NOW), NOW)))
+    return [Message(encode(Scan.received(validate_submission(scan_payload(f"d{i}", now=NOW), NOW), NOW)), partition, first + i)
             for i in range(n)]
 
 

@@ -10,28 +10,9 @@ import json
 from devtools.samples import scan_payload
 from quacknet.pipeline import Batch, decode_message
 from quacknet.scan import ROW_COLUMNS, Scan, encode, validate_submission
+from tests.support.messages import Message
 
 NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
-
-
-class Message:
-    def __init__(self, value: bytes, partition: int, offset: int):
-        self._v, self._p, self._o = value, partition, offset
-
-    def value(self):
-        return self._v
-
-    def topic(self):
-        return "scans"
-
-    def partition(self):
-        return self._p
-
-    def offset(self):
-        return self._o
-
-    def key(self):
-        return b"k"
 
 
 def copy(payload: dict, received: dt.datetime, partition: int, offset: int) -> Message:

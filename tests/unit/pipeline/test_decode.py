@@ -11,31 +11,10 @@ from hypothesis import strategies as st
 from devtools.samples import scan_payload
 from quacknet.pipeline import Poison, decode_message
 from quacknet.scan import Scan, encode, validate_submission
+from tests.support.messages import Message
 
 NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
 VALID = encode(Scan.received(validate_submission(scan_payload(now=NOW), NOW), NOW))
-
-
-class Message:
-    """The part of confluent_kafka.Message the decoder reads."""
-
-    def __init__(self, value: bytes | None):
-        self._value = value
-
-    def value(self):
-        return self._value
-
-    def key(self):
-        return b"k"
-
-    def topic(self):
-        return "t"
-
-    def partition(self):
-        return 0
-
-    def offset(self):
-        return 0
 
 
 def _json_values():
