@@ -24,6 +24,7 @@ import pytest
 from confluent_kafka.admin import NewTopic
 
 from devtools import airflow
+from devtools import kafka as devkafka
 from devtools.samples import scan_payload
 from devtools.services import AIRFLOW, API
 from devtools.supervisor import Supervisor, free_port
@@ -78,46 +79,48 @@ def scenario(stack, admin, tmp_path_factory):
         "loader_batch_rows": 5_000, "loader_metrics_port": free_port(), "airflow_port": free_port(), "api_port": free_port()})
     key = add_key(settings.api_keys_path, "opsview-test", {SCOPE_WRITE_SCANS}, 100_000)
     sup, started = Supervisor(settings), []
-    try:
-        for svc in AIRFLOW:
-            sup.start(svc)
-            started.append(svc)
-        airflow.create_topics(settings)  # as `make run` does: the kafka_topics DAG declares them, the audit is unpaused
-        sup.start(API)
-        started.append(API)
-        device = f"opsview-{uuid.uuid4().hex[:6]}"
-        rng = random.Random(16)
-        lat, lon = ALEXANDERPLATZ
-        at_cell = [scan_payload(device, rng=rng, lat=lat, lon=lon, rsrp=r) for r in RSRP]
-        spread = [scan_payload(f"phone-{i % 40}", rng=rng) for i in range(SPREAD)]
-        loader = LoaderThread(settings)
+    # the API and Airflow's tasks run as their own principals: their ACLs on this test's topics and group
+    with devkafka.granted(settings, ("api", "airflow")):
         try:
-            _post(settings, key, at_cell)
-            _post(settings, key, spread)
-            producer = qkafka.producer(settings)
-            for i in range(POISON):
-                producer.produce(topic, key=b"poison", value=b'{"scan_id": "not a scan" %d' % i)
-            assert producer.flush(30) == 0
-            total = len(at_cell) + SPREAD
-            wait_for(lambda: count(ch, settings) == total, 120, "the posted scans in ClickHouse")
-            wait_for(lambda: committed(settings, settings.loader_group) == end_offsets(settings), 60, "the loader's commit")
+            for svc in AIRFLOW:
+                sup.start(svc)
+                started.append(svc)
+            airflow.create_topics(settings)  # as `make run` does: the kafka_topics DAG declares them, the audit is unpaused
+            sup.start(API)
+            started.append(API)
+            device = f"opsview-{uuid.uuid4().hex[:6]}"
+            rng = random.Random(16)
+            lat, lon = ALEXANDERPLATZ
+            at_cell = [scan_payload(device, rng=rng, lat=lat, lon=lon, rsrp=r) for r in RSRP]
+            spread = [scan_payload(f"phone-{i % 40}", rng=rng) for i in range(SPREAD)]
+            loader = LoaderThread(settings)
+            try:
+                _post(settings, key, at_cell)
+                _post(settings, key, spread)
+                producer = qkafka.producer(settings)
+                for i in range(POISON):
+                    producer.produce(topic, key=b"poison", value=b'{"scan_id": "not a scan" %d' % i)
+                assert producer.flush(30) == 0
+                total = len(at_cell) + SPREAD
+                wait_for(lambda: count(ch, settings) == total, 120, "the posted scans in ClickHouse")
+                wait_for(lambda: committed(settings, settings.loader_group) == end_offsets(settings), 60, "the loader's commit")
+            finally:
+                loader.stop()
+            jwt = airflow.token(settings)
+            offsets = {str(p): [0, end] for p, end in end_offsets(settings).items() if end}
+            state, run = airflow.run_dag(settings, "replay_to_clickhouse", {"topic": topic, "offsets": offsets}, timeout_s=360, jwt=jwt)
+            assert state == "success"
+            _post(settings, key, [scan_payload(f"late-{i % 30}", rng=rng) for i in range(BACKLOG)])  # the loader is stopped: lag
+            wait_for(lambda: sum(end_offsets(settings).values()) == total + POISON + BACKLOG, 30, "the backlog on Kafka")
+            airflow.run_dag(settings, "retention_audit", {}, timeout_s=360, jwt=jwt)  # passes or fails: the page says which
+            wait_for(lambda: _active_runs(settings, "retention_audit", jwt) == 0, 300, "no audit running")
+            yield Scenario(settings, f"http://{settings.airflow_host}:{settings.airflow_port}", device, len(at_cell), run["dag_run_id"])
         finally:
-            loader.stop()
-        jwt = airflow.token(settings)
-        offsets = {str(p): [0, end] for p, end in end_offsets(settings).items() if end}
-        state, run = airflow.run_dag(settings, "replay_to_clickhouse", {"topic": topic, "offsets": offsets}, timeout_s=360, jwt=jwt)
-        assert state == "success"
-        _post(settings, key, [scan_payload(f"late-{i % 30}", rng=rng) for i in range(BACKLOG)])  # the loader is stopped: lag
-        wait_for(lambda: sum(end_offsets(settings).values()) == total + POISON + BACKLOG, 30, "the backlog on Kafka")
-        airflow.run_dag(settings, "retention_audit", {}, timeout_s=360, jwt=jwt)  # passes or fails: the page says which
-        wait_for(lambda: _active_runs(settings, "retention_audit", jwt) == 0, 300, "no audit running")
-        yield Scenario(settings, f"http://{settings.airflow_host}:{settings.airflow_port}", device, len(at_cell), run["dag_run_id"])
-    finally:
-        for svc in reversed(started):
-            sup.stop(svc)
-        ch.command(f"DROP DATABASE IF EXISTS {name} SYNC")
-        ch.close()
-        admin.delete_topics([topic, dlq])
+            for svc in reversed(started):
+                sup.stop(svc)
+            ch.command(f"DROP DATABASE IF EXISTS {name} SYNC")
+            ch.close()
+            admin.delete_topics([topic, dlq])
 
 
 @pytest.fixture
