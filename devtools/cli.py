@@ -93,7 +93,7 @@ def stop_services(settings: DevSettings, services, echo=print) -> None:
 def cmd_run(settings: DevSettings, args) -> int:
     sup = Supervisor(settings)
     try:
-        services = by_name(settings, args.services)
+        services = by_name(settings, args.services, whole_groups=True)
     except SystemExit as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

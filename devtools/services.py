@@ -189,9 +189,12 @@ def running_extra_nodes(settings: DevSettings) -> list[Service]:
     return sorted(found, key=lambda svc: int(svc.name.removeprefix("kafka-")))
 
 
-def by_name(settings: DevSettings, names: list[str] | None, include_running: bool = False) -> list[Service]:
+def by_name(settings: DevSettings, names: list[str] | None, include_running: bool = False,
+            whole_groups: bool = False) -> list[Service]:
     """The named services of the stack (all of them when none is named), in start order; with
-    ``include_running``, also Kafka nodes beyond the configured count that run (for stop and status)."""
+    ``include_running``, also Kafka nodes beyond the configured count that run (for stop and status);
+    with ``whole_groups``, a named cluster node brings its whole group (a KRaft node cannot start
+    without a quorum of its voters; stopping one node alone stays possible)."""
     services = stack(settings)
     if include_running:
         extra = running_extra_nodes(settings)
@@ -203,4 +206,5 @@ def by_name(settings: DevSettings, names: list[str] | None, include_running: boo
     unknown = [n for n in names if n not in known]
     if unknown:
         raise SystemExit(f"unknown service(s): {', '.join(unknown)}; known: {', '.join(known)}")
-    return [svc for svc in services if svc.name in names]
+    groups = {known[n].group for n in names if whole_groups and known[n].group is not None}
+    return [svc for svc in services if svc.name in names or svc.group in groups]

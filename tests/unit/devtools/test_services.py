@@ -22,3 +22,11 @@ def test_stop_and_status_include_nodes_that_run_beyond_the_configured_count(tmp_
     assert [svc.name for svc in services.by_name(settings, None)][:2] == ["kafka", "clickhouse"]
     assert [svc.name for svc in services.by_name(settings, None, include_running=True)][:4] == [
         "kafka", "kafka-2", "kafka-3", "clickhouse"]
+
+
+def test_starting_one_node_of_a_cluster_by_name_starts_its_group_and_stopping_one_stops_only_it(tmp_path):
+    settings = DevSettings(home=tmp_path, kafka_nodes=3)
+    assert [svc.name for svc in services.by_name(settings, ["kafka", "api"], whole_groups=True)] == [
+        "kafka", "kafka-2", "kafka-3", "api"]  # a KRaft node alone never finds its quorum
+    assert [svc.name for svc in services.by_name(settings, ["kafka-2"])] == ["kafka-2"]  # e.g. to take one broker down
+    assert [svc.name for svc in services.by_name(DevSettings(home=tmp_path), ["kafka"], whole_groups=True)] == ["kafka"]
