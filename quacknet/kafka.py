@@ -93,6 +93,8 @@ def python_admin(settings: Settings, **overrides: Any):
     DescribeQuorum, partition reassignment). Close it after use."""
     from kafka.admin import KafkaAdminClient
 
+    # its INFO lines narrate every connection and SASL exchange, burying a task's own lines; warnings stay
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger("kafka").getEffectiveLevel()))
     return KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
                             **python_security_config(settings), **overrides)
 
