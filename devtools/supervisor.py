@@ -73,6 +73,11 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+# The Kafka logins kept from a service that runs as a principal of its own (the API, the loader, Airflow:
+# Service.env gives its login): never the operators', the brokers' or another service's password.
+KAFKA_SECRETS = frozenset(f"QUACKNET_KAFKA_{name}PASSWORD" for name in ("", "BROKER_", "CONTROLLER_", "API_", "LOADER_", "AIRFLOW_"))
+
+
 class Supervisor:
     def __init__(self, settings: DevSettings):
         self.settings = settings
@@ -159,7 +164,11 @@ class Supervisor:
         """The settings as QUACKNET_* variables, and the project root importable (devtools and
         api are not installed packages; each service runs in its own data dir)."""
         path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-        return {**os.environ, "PYTHONPATH": path, **self.settings.to_env(), **service.env(self.settings)}
+        env = {**os.environ, "PYTHONPATH": path, **self.settings.to_env()}
+        own = service.env(self.settings)
+        if "QUACKNET_KAFKA_PASSWORD" in own:  # a service with a principal of its own holds no other login
+            env = {k: v for k, v in env.items() if k not in KAFKA_SECRETS}
+        return {**env, **own}
 
     def wait_healthy(self, service: Service, timeout_s: float, child: subprocess.Popen | None = None) -> bool:
         deadline = time.monotonic() + timeout_s

@@ -266,6 +266,11 @@ def check_layout(settings: DevSettings) -> dict | None:
             f"cluster's voters are fixed when it is formatted. Run with QUACKNET_KAFKA_NODES={n}, or point QUACKNET_HOME "
             f"at another state dir for the {want}-node stack, or delete this one's state with `make clean` (all local "
             "data: Kafka, ClickHouse, Airflow)")
+    if found is not None and "logins" not in found and found["nodes"] != 1:
+        raise ServiceError(
+            f"{settings.home} holds a {found['nodes']}-node Kafka cluster formatted without logins (before the local "
+            "cluster required SASL/SCRAM), which cannot be given them in place. Delete its state with `make clean` "
+            "(all local data: Kafka, ClickHouse, Airflow), or point QUACKNET_HOME at a new state dir")
     if found is not None and "logins" not in found:
         return found  # a one-node broker of an earlier QuackNet: prepare gives it its logins
     if found is not None and found["logins"] != _logins_digest(settings):
@@ -322,8 +327,7 @@ def prepare(settings: DevSettings, node: int = 1) -> None:
         return
     if found is None:
         found = {"nodes": settings.kafka_nodes, "cluster_id": new_cluster_id(), "logins": _logins_digest(settings)}
-        _layout_path(settings).parent.mkdir(parents=True, exist_ok=True)
-        _layout_path(settings).write_text(json.dumps(found))
+        _write_private(_layout_path(settings), json.dumps(found))
     # The brokers' and the operators' SCRAM logins go into the metadata log from the start (KIP-900): the
     # brokers need theirs to talk to each other before anyone could create it. Salted here, so no
     # password shows on a command line; the services' logins are added once the cluster runs (secure).
@@ -350,23 +354,23 @@ def unsecured_properties(settings: DevSettings) -> str:
 
 
 @contextmanager
-def unsecured_broker(settings: DevSettings) -> Iterator[AdminClient]:
-    """Node 1 run for a moment as an earlier QuackNet ran it; yields an admin client once it answers,
-    stops it on the way out."""
+def unsecured_broker(settings: DevSettings) -> Iterator[str]:
+    """Node 1 run for a moment as an earlier QuackNet ran it; yields its address once it answers, stops
+    it on the way out (and waits for its ports to be free again)."""
     path = _write_private(node_dir(settings, 1) / "unsecured.properties", unsecured_properties(settings))
+    address = f"{settings.kafka_host}:{settings.kafka_port}"
     log_file = settings.log_dir / "kafka.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     heap = [f"-Xms{settings.kafka_heap}", f"-Xmx{settings.kafka_heap}"]
     with open(log_file, "ab") as out:
         broker = subprocess.Popen([*_java_base(settings, heap), "kafka.Kafka", str(path)], stdout=out, stderr=subprocess.STDOUT)
     try:
-        admin = AdminClient({"bootstrap.servers": f"{settings.kafka_host}:{settings.kafka_port}", "socket.timeout.ms": 2000})
         deadline = time.monotonic() + settings.service_start_timeout_s
-        while not _answers(admin, broker):
+        while not _answers(address, broker):
             if time.monotonic() > deadline:
                 raise ServiceError(f"kafka: the unsecured broker in {settings.home} did not start (log: {log_file})")
             time.sleep(0.5)
-        yield admin
+        yield address
     finally:
         broker.terminate()
         try:
@@ -375,16 +379,29 @@ def unsecured_broker(settings: DevSettings) -> Iterator[AdminClient]:
             broker.kill()
             broker.wait()
         path.unlink(missing_ok=True)
-        _wait_bindable(settings, 1)
+    _wait_bindable(settings, 1)
 
 
-def _answers(admin: AdminClient, broker: subprocess.Popen) -> bool:
+def _plain_admin(address: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": address, "socket.timeout.ms": 2000, "logger": _quiet})
+
+
+def _answers(address: str, broker: subprocess.Popen) -> bool:
     if broker.poll() is not None:
         raise ServiceError(f"kafka: the unsecured broker exited with {broker.returncode}")
     try:
-        return 1 in admin.list_topics(timeout=2).brokers
+        return 1 in _plain_admin(address).list_topics(timeout=2).brokers
     except KafkaException:
         return False
+
+
+def _upsert_logins(address: str, logins: list[tuple[str, str]]) -> None:
+    """SCRAM-SHA-512 logins through a client that lives only for the call (none dials the port after)."""
+    upserts = [UserScramCredentialUpsertion(user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS),
+                                            password.encode()) for user, password in logins]
+    admin = _plain_admin(address)
+    for future in admin.alter_user_scram_credentials(upserts).values():
+        future.result(timeout=30)
 
 
 def add_logins(settings: DevSettings, found: dict) -> dict:
@@ -393,15 +410,11 @@ def add_logins(settings: DevSettings, found: dict) -> dict:
     --add-scram` gives a new cluster), stop it, record the layout. What it stores is kept; `secure` adds
     the services' logins and the ACLs once it runs secured."""
     log.info("kafka.adding_logins", home=str(settings.home))
-    with unsecured_broker(settings) as admin:
-        upserts = [UserScramCredentialUpsertion(user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS),
-                                                password.encode())
-                   for user, password in ((BROKER_USER, settings.kafka_broker_password.get_secret_value()),
-                                          (settings.kafka_username, settings.kafka_password.get_secret_value()))]
-        for future in admin.alter_user_scram_credentials(upserts).values():
-            future.result(timeout=30)
+    with unsecured_broker(settings) as address:
+        _upsert_logins(address, [(BROKER_USER, settings.kafka_broker_password.get_secret_value()),
+                                 (settings.kafka_username, settings.kafka_password.get_secret_value())])
     found = {**found, "logins": _logins_digest(settings)}
-    _layout_path(settings).write_text(json.dumps(found))
+    _write_private(_layout_path(settings), json.dumps(found))
     log.info("kafka.logins_added", users=[BROKER_USER, settings.kafka_username])
     return found
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 
 import pytest
 from confluent_kafka import KafkaException, Producer
@@ -17,34 +18,71 @@ from devtools.services import KAFKA
 from devtools.settings import DevSettings
 from quacknet import kafka as qkafka
 from tests.support.stack import own_ports
+from tests.support.waiting import wait_for
 
 _quiet = logging.getLogger("tests.upgrade")
 _quiet.setLevel(logging.CRITICAL)
 TOPIC = "earlier.scans"
 
 
+def earlier_properties(settings: DevSettings) -> str:
+    """The one node's properties as QuackNet wrote them before the cluster required logins (main at
+    211e9ae), verbatim: listener PLAINTEXT, no SASL, no authorizer."""
+    host, port, cport = settings.kafka_host, settings.kafka_port, settings.kafka_controller_port
+    props = {
+        "process.roles": "broker,controller", "node.id": "1", "controller.quorum.voters": f"1@{host}:{cport}",
+        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}", "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+        "controller.listener.names": "CONTROLLER", "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(devkafka.node_dir(settings, 1) / "logs"), "auto.create.topics.enable": "false",
+        "log.retention.hours": str(settings.scans_retention_hours), "log.retention.bytes": str(settings.retention_bytes_per_partition),
+        "log.segment.bytes": str(settings.kafka_log_segment_bytes), "log.retention.check.interval.ms": "60000",
+        "num.partitions": str(settings.scans_partitions), "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1", "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1", "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+    }
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
 @pytest.fixture(scope="module")
 def earlier(tmp_path_factory):
-    """A broker formatted and filled as an earlier QuackNet did: PLAINTEXT, no SCRAM logins, no layout file."""
+    """A broker formatted, run and filled as an earlier QuackNet did: PLAINTEXT, no SCRAM logins, no layout file."""
     settings = own_ports(DevSettings(), tmp_path_factory.mktemp("upgrade") / "qn", kafka_nodes=1)
     devkafka.install_jars(settings)
-    props = devkafka.node_dir(settings, 1) / "earlier.properties"
+    props = devkafka.node_dir(settings, 1) / "server.properties"
     props.parent.mkdir(parents=True)
-    props.write_text(devkafka.unsecured_properties(settings))
+    props.write_text(earlier_properties(settings))
     formatted = devkafka.run_tool(settings, "kafka-storage", ["format", "-t", devkafka.new_cluster_id(), "-c", str(props)])
     assert formatted.returncode == 0, formatted.stderr[-2000:]
-    with devkafka.unsecured_broker(settings) as admin:
+    broker = subprocess.Popen([*devkafka._java_base(settings, ["-Xmx512m"]), "kafka.Kafka", str(props)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        plain = {"bootstrap.servers": settings.kafka_bootstrap_servers, "logger": _quiet}
+        wait_for(lambda: _answers(plain), 120, "the earlier broker")
+        admin = AdminClient(plain)
         admin.create_topics([NewTopic(TOPIC, num_partitions=2, replication_factor=1)])[TOPIC].result(30)
-        producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "acks": "all"})
+        producer = Producer({**plain, "acks": "all"})
         for i in range(10):
             producer.produce(TOPIC, key=str(i).encode(), value=f"scan-{i}".encode())
         assert producer.flush(30) == 0
+        del producer, admin  # no client of the earlier broker keeps dialling its port
+    finally:
+        broker.terminate()
+        broker.wait(60)
     assert devkafka.layout(settings) == {"nodes": 1, "cluster_id": devkafka._meta(settings, 1)["cluster.id"]}
     try:
         ensure_services(settings, [KAFKA], echo=lambda line: None)  # what `make run` does
         yield settings
     finally:
         stop_services(settings, [KAFKA], echo=lambda line: None)
+
+
+def _answers(config: dict) -> bool:
+    try:
+        return 1 in AdminClient(config).list_topics(timeout=2).brokers
+    except KafkaException:
+        return False
 
 
 def test_the_earlier_broker_gets_its_logins_and_keeps_what_it_stored(earlier):

@@ -104,6 +104,14 @@ def test_a_one_node_state_dir_of_an_earlier_quacknet_counts_as_one_node(tmp_path
     assert "logins" not in kafka.check_layout(settings)  # prepare gives it its logins (tests/integration/test_kafka_upgrade.py)
 
 
+def test_a_cluster_of_several_nodes_formatted_without_logins_says_what_to_do(tmp_path):
+    settings = DevSettings(home=tmp_path, kafka_nodes=3)
+    kafka.node_dir(settings, 1).mkdir(parents=True)
+    (kafka.node_dir(settings, 1) / kafka.LAYOUT).write_text(json.dumps({"nodes": 3, "cluster_id": "x"}))
+    with pytest.raises(ServiceError, match="3-node Kafka cluster formatted without logins .* `make clean`"):
+        kafka.check_layout(settings)  # only one node can be started alone to take its logins
+
+
 def test_a_cluster_formatted_with_other_logins_says_so(tmp_path):
     settings = DevSettings(home=tmp_path)
     kafka.node_dir(settings, 1).mkdir(parents=True)

@@ -86,3 +86,20 @@ def test_a_group_is_launched_together_and_stopped_together(tmp_path):
     finally:
         assert sup.stop_group(pair) == {"node-0": True, "node-1": True}
     assert not any(port_open("127.0.0.1", p) for p in ports)
+
+
+def test_a_service_with_a_kafka_principal_of_its_own_gets_no_other_login(tmp_path):
+    from devtools.services import API, CLICKHOUSE, LOADER
+    from devtools.supervisor import KAFKA_SECRETS
+
+    settings = DevSettings(home=tmp_path)
+    sup = Supervisor(settings)
+    for service, name in ((API, "api"), (LOADER, "loader")):
+        env = sup.child_env(service)
+        user, password = settings.kafka_login(name)
+        assert (env["QUACKNET_KAFKA_USERNAME"], env["QUACKNET_KAFKA_PASSWORD"]) == (user, password)
+        assert not set(env) & (KAFKA_SECRETS - {"QUACKNET_KAFKA_PASSWORD"})
+        others = {settings.kafka_password, settings.kafka_broker_password, settings.kafka_controller_password,
+                  *(getattr(settings, f"kafka_{o}_password") for o in ("api", "loader", "airflow") if o != name)}
+        assert not {s.get_secret_value() for s in others} & set(env.values()), name
+    assert sup.child_env(CLICKHOUSE)["QUACKNET_KAFKA_PASSWORD"] == settings.kafka_password.get_secret_value()  # dev tooling
