@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 HOUR_MS = 3_600_000
@@ -60,7 +60,13 @@ class Settings(BaseSettings):
     clickhouse_cluster: str | None = Field(
         None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="A ClickHouse cluster (remote_servers) to migrate ON CLUSTER: Replicated engines and a "
-                    "Distributed scans store sharded by scan_id (docs/cluster.md). Unset: one server.")
+                    "Distributed scans store sharded by scan_id (docs/cluster.md). Unset or empty: one server.")
+
+    @field_validator("clickhouse_cluster", mode="before")
+    @classmethod
+    def _empty_is_one_server(cls, value):
+        """Compose passes an unset .env variable as an empty string."""
+        return None if value == "" else value
 
     # Topics: the declaration in quacknet/topics.py reads these.
     scans_topic: str = "netintel.scan.events"

@@ -31,8 +31,6 @@ from tests.support.load import ApiLoad
 from tests.support.stack import own_ports
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, airflow_db):

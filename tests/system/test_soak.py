@@ -11,8 +11,6 @@ from devtools.services import stack
 from devtools.settings import DevSettings
 from tests.support.stack import own_ports
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def own_stack(tmp_path):

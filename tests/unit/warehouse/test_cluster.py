@@ -107,8 +107,10 @@ def test_tables_are_replicated_per_shard_or_on_every_node_and_the_scans_tables_a
 
 def test_views_read_through_the_distributed_tables_and_the_lineage_view_fires_on_each_shard():
     sql = [s for s in plan(CLUSTER) if isinstance(s, str)]
-    [view] = [s for s in sql if s.startswith("CREATE VIEW IF NOT EXISTS {db}.scans ")]
-    assert view.endswith("FROM {db}.scans_store FINAL")  # each shard applies FINAL to its own rows
+    first, last = [s for s in sql if s.startswith(("CREATE VIEW IF NOT EXISTS {db}.scans ", "CREATE OR REPLACE VIEW {db}.scans "))]
+    assert first.endswith("FROM {db}.scans_store FINAL")  # migration 1's; each shard applies FINAL to its own rows
+    assert last.startswith("CREATE OR REPLACE VIEW {db}.scans ON CLUSTER quacknet ")  # migration 4's, the one in place
+    assert "FROM {db}.scans_store FINAL SETTINGS optimize_move_to_prewhere_if_final = 1" in last
     [mv] = [s for s in sql if "MATERIALIZED VIEW" in s]
     assert "TO {db}.scan_copies_local" in mv and mv.rstrip().endswith("FROM {db}.scans_store_local")
 
@@ -139,6 +141,8 @@ def test_the_sharding_key_reads_scan_id_and_nothing_else_so_every_copy_of_a_scan
 
 def test_the_cluster_setting_is_an_identifier_and_unset_means_one_server(monkeypatch):
     monkeypatch.delenv("QUACKNET_CLICKHOUSE_CLUSTER", raising=False)
+    assert Settings().clickhouse_cluster is None
+    monkeypatch.setenv("QUACKNET_CLICKHOUSE_CLUSTER", "")  # compose's unset .env variable
     assert Settings().clickhouse_cluster is None
     monkeypatch.setenv("QUACKNET_CLICKHOUSE_CLUSTER", "quacknet")
     assert Settings().clickhouse_cluster == "quacknet" and Settings().to_env()["QUACKNET_CLICKHOUSE_CLUSTER"] == "quacknet"
