@@ -1,4 +1,5 @@
-"""Benchmark: the scans store keyed by scan_id (migration 4) against today's design (migration 1),
+"""Benchmark: the scans store keyed by scan_id (migration 4) against the design before it ("today":
+migration 1's store, ordered by H3 cell, technology and time, partitioned by month),
 in one run on this machine, on the same generated scans.
 
 Both designs get the same N scans (default 10 M) spread over one month and a country (Germany:
