@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
+import psutil
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 
@@ -364,6 +365,10 @@ def unsecured_broker(settings: DevSettings) -> Iterator[str]:
     heap = [f"-Xms{settings.kafka_heap}", f"-Xmx{settings.kafka_heap}"]
     with open(log_file, "ab") as out:
         broker = subprocess.Popen([*_java_base(settings, heap), "kafka.Kafka", str(path)], stdout=out, stderr=subprocess.STDOUT)
+    # node 1's pid file names it meanwhile: should this process die, `make stop` still finds the broker
+    pid_file = settings.run_dir / "kafka.pid"
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{broker.pid} {psutil.Process(broker.pid).create_time()}\n")
     try:
         deadline = time.monotonic() + settings.service_start_timeout_s
         while not _answers(address, broker):
@@ -379,6 +384,7 @@ def unsecured_broker(settings: DevSettings) -> Iterator[str]:
             broker.kill()
             broker.wait()
         path.unlink(missing_ok=True)
+        pid_file.unlink(missing_ok=True)
     _wait_bindable(settings, 1)
 
 

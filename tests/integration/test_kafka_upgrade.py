@@ -16,6 +16,7 @@ from devtools import kafka as devkafka
 from devtools.cli import ensure_services, stop_services
 from devtools.services import KAFKA
 from devtools.settings import DevSettings
+from devtools.supervisor import Supervisor
 from quacknet import kafka as qkafka
 from tests.support.stack import own_ports
 from tests.support.waiting import wait_for
@@ -71,10 +72,24 @@ def earlier(tmp_path_factory):
         broker.terminate()
         broker.wait(60)
     assert devkafka.layout(settings) == {"nodes": 1, "cluster_id": devkafka._meta(settings, 1)["cluster.id"]}
+    seen = {}
+    upsert = devkafka._upsert_logins
+
+    def watching(address, logins):  # while the unsecured broker runs, node 1's pid file names it
+        proc = Supervisor(settings).process(KAFKA)
+        seen["cmdline"] = proc.cmdline() if proc else []
+        seen["users"] = [user for user, _ in logins]
+        return upsert(address, logins)
+
+    devkafka._upsert_logins = watching
     try:
         ensure_services(settings, [KAFKA], echo=lambda line: None)  # what `make run` does
+        devkafka._upsert_logins = upsert
+        assert "kafka.Kafka" in seen["cmdline"] and seen["cmdline"][-1].endswith("unsecured.properties")
+        assert seen["users"] == [devkafka.BROKER_USER, settings.kafka_username]
         yield settings
     finally:
+        devkafka._upsert_logins = upsert
         stop_services(settings, [KAFKA], echo=lambda line: None)
 
 
@@ -87,6 +102,7 @@ def _answers(config: dict) -> bool:
 
 def test_the_earlier_broker_gets_its_logins_and_keeps_what_it_stored(earlier):
     settings = earlier
+    assert not (devkafka.node_dir(settings, 1) / "unsecured.properties").exists()
     layout = json.loads((devkafka.node_dir(settings, 1) / devkafka.LAYOUT).read_text())
     assert layout["logins"] == devkafka._logins_digest(settings) and layout["nodes"] == 1
     consumer = qkafka.consumer(settings, "upgrade-check", logger=_quiet)  # the operators' login
