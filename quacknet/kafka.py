@@ -141,6 +141,12 @@ class PartitionOffsets:
     low: int
     high: int
 
+    @property
+    def lag(self) -> int:
+        """Retained messages the group has not read; from the earliest retained one if it committed nothing."""
+        position = self.committed if self.committed is not None else self.low
+        return max(0, self.high - max(position, self.low))
+
 
 def resolve_partitions(consumer: Consumer, topic: str, wanted: list[int] | None = None,
                        timeout_s: float = 10) -> list[int]:

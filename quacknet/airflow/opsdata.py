@@ -88,24 +88,13 @@ def window(hours: int | None, now: dt.datetime | None = None) -> Window:
 
 # -- Kafka -----------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class PartitionLag:
-    partition: int
-    committed: int | None  # None: the group has committed nothing here
-    low: int
-    high: int
-
-    @property
-    def lag(self) -> int:
-        """Messages the group has not stored yet; from the earliest retained one if it committed nothing."""
-        position = self.committed if self.committed is not None else self.low
-        return max(0, self.high - max(position, self.low))
+PartitionLag = kafka.PartitionOffsets  # a partition's committed offset and watermarks, and its lag
 
 
 def lag_now(settings: Settings, group: str, topic: str) -> list[PartitionLag]:
     consumer = kafka.consumer(settings, group)
     try:
-        return [PartitionLag(po.partition, po.committed, po.low, po.high) for po in kafka.partition_offsets(consumer, topic)]
+        return kafka.partition_offsets(consumer, topic)
     finally:
         consumer.close()
 

@@ -136,6 +136,11 @@ def _raw(settings: DevSettings, payload: bytes, timeout: float) -> tuple[bytes, 
 
     started = time.monotonic()
     threading.Thread(target=send, daemon=True).start()
+    return _read_until_closed(sock), time.monotonic() - started
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes (or the socket times out); closes the socket."""
     got = b""
     try:
         while chunk := sock.recv(65536):
@@ -144,7 +149,7 @@ def _raw(settings: DevSettings, payload: bytes, timeout: float) -> tuple[bytes, 
         pass
     finally:
         sock.close()
-    return got, time.monotonic() - started
+    return got
 
 
 def _auth_params(settings: DevSettings) -> bytes:
@@ -173,15 +178,7 @@ def _stalled(settings: DevSettings, payload: bytes, out: dict, name: str) -> Non
     sock = socket.create_connection((settings.clickhouse_host, settings.clickhouse_port), timeout=READ_TIMEOUT_S * 6)
     started = time.monotonic()
     sock.sendall(payload)
-    got = b""
-    try:
-        while chunk := sock.recv(65536):
-            got += chunk
-    except OSError:
-        pass
-    finally:
-        sock.close()
-    out[name] = (got, time.monotonic() - started)
+    out[name] = (_read_until_closed(sock), time.monotonic() - started)
 
 
 def test_a_request_the_client_never_finishes_does_not_hold_a_connection(gw, database):

@@ -66,10 +66,12 @@ def value(settings: DevSettings, statement: str) -> str:
 
 
 def require_local_gateway(settings: DevSettings) -> None:
-    """These tests are about the local gateway; against a real clickhouse-server they do not apply."""
+    """These tests are about the local gateway, which the session's stack starts; pointed at another
+    server (QUACKNET_CLICKHOUSE_URL) they fail loudly rather than pass without testing anything."""
     reply = sql(settings, "SELECT 1")
     if reply.headers.get("x-clickhouse-server-display-name") != "quacknet-chgateway":
-        pytest.skip(f"{settings.clickhouse_url} is not the local chDB gateway")
+        pytest.fail(f"{settings.clickhouse_url} is not the local chDB gateway these tests are about; "
+                    "run them against the stack `make test` starts")
 
 
 def worker(settings: DevSettings) -> psutil.Process:
